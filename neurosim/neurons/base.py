@@ -1,0 +1,155 @@
+"""The neuron-model protocol, its registry and shared discretisation helpers.
+
+A neuron model is three things in one file (ARCHITECTURE.md rule 1):
+
+* a frozen ``...Params`` dataclass with NIR names and SI units (seconds, volts, ohms, amperes)
+  that also states its discretisation (``integration``, ``reset``, ``refractory_steps``,
+  ``input_same_step`` where they apply);
+* a ``...State`` NamedTuple of tensors shaped ``[batch, *shape]``;
+* a pure ``..._step(x, state, params, dt, spike_fn) -> (output, new_state)``.
+
+:class:`NeuronModel` bundles them with an ``initial_state`` function and is registered by name
+so :class:`neurosim.Population` and configuration files can refer to ``"lif"``, ``"adex"``, ...
+
+Reset modes (applied in the step where the spike happens):
+
+* ``"zero"``: v <- 0
+* ``"value"``: v <- v_reset
+* ``"subtract"``: v <- v - (v_threshold - v_reset)   (the usual "subtract threshold" when v_reset = 0)
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, fields
+from typing import Callable, Dict, Tuple
+
+import torch
+
+from ..surrogate import spike as _spike
+
+__all__ = ["NeuronModel", "register_neuron_model", "get_neuron_model", "available_neuron_models",
+           "INTEGRATIONS", "RESETS", "decay_factor", "apply_reset", "check_positive",
+           "check_choice", "check_time_step", "default_spike_fn", "as_tensor_param", "params_summary"]
+
+INTEGRATIONS = ("exact", "euler")
+RESETS = ("zero", "subtract", "value")
+
+
+def default_spike_fn(x: torch.Tensor) -> torch.Tensor:
+    """H(x) with the default (fast sigmoid) surrogate gradient."""
+    return _spike(x)
+
+
+@dataclass(frozen=True)
+class NeuronModel:
+    """A registered neuron model: params type, state type, pure step and initial state.
+
+    ``initial_state(params, shape, batch_size, device, dtype) -> State``;
+    ``step(x, state, params, dt, spike_fn) -> (output, new_state)`` where ``x`` is the input
+    current for single-port models or a tuple in ``input_ports`` order for multi-port models.
+    ``output`` is the spike tensor for spiking models and the membrane potential for ``LI``.
+    """
+
+    name: str
+    params_type: type
+    state_type: type
+    step: Callable
+    initial_state: Callable
+    spiking: bool = True
+    input_ports: Tuple[str, ...] = ("input",)
+    time_constants: Tuple[str, ...] = ()
+
+    def validate(self, params, dt: float, where: str = "") -> None:
+        """Check ``params`` against ``dt`` before any step runs (tau > 0, dt < tau, choices)."""
+        if not isinstance(params, self.params_type):
+            raise TypeError(f"{where or self.name}: params must be {self.params_type.__name__}, "
+                            f"got {type(params).__name__}")
+        for name in self.time_constants:
+            check_time_step(getattr(params, name), dt, f"{where or self.name}.{name}")
+
+
+_MODELS: Dict[str, NeuronModel] = {}
+
+
+def register_neuron_model(model: NeuronModel) -> NeuronModel:
+    """Register ``model`` under ``model.name`` (case-insensitive) and return it."""
+    _MODELS[model.name.lower()] = model
+    return model
+
+
+def get_neuron_model(name_or_model) -> NeuronModel:
+    """Look a model up by registered name, or return a :class:`NeuronModel` unchanged."""
+    if isinstance(name_or_model, NeuronModel):
+        return name_or_model
+    key = str(name_or_model).lower()
+    if key not in _MODELS:
+        raise KeyError(f"unknown neuron model {name_or_model!r}; registered: {available_neuron_models()}")
+    return _MODELS[key]
+
+
+def available_neuron_models() -> list:
+    return sorted(_MODELS)
+
+
+def as_tensor_param(value, like: torch.Tensor):
+    """A parameter as a float (kept as is) or a tensor moved to ``like``'s device and dtype."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device=like.device, dtype=like.dtype) if value.device != like.device or value.dtype != like.dtype else value
+    return value
+
+
+def _values(value):
+    return value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=torch.float64)
+
+
+def check_positive(value, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` unless every element of ``value`` is finite and > 0."""
+    v = _values(value)
+    if not bool(torch.isfinite(v).all()) or not bool((v > 0).all()):
+        raise ValueError(f"{where} must be finite and > 0, got {value!r}")
+
+
+def check_choice(value, choices, where: str) -> None:
+    if value not in choices:
+        raise ValueError(f"{where} must be one of {list(choices)}, got {value!r}")
+
+
+def check_time_step(tau, dt: float, where: str) -> None:
+    """tau > 0 (error) and dt < tau (warning: the discretisation is coarse or unstable otherwise)."""
+    check_positive(tau, where)
+    if not (dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"time step dt must be finite and > 0, got {dt!r}")
+    if float(_values(tau).min()) <= dt:
+        warnings.warn(f"{where} = {float(_values(tau).min()):g} s is not larger than dt = {dt:g} s; "
+                      "the dynamics are badly resolved (and forward Euler may be unstable)",
+                      RuntimeWarning, stacklevel=3)
+
+
+def decay_factor(tau, dt: float, integration: str):
+    """Per-step decay of ``dx/dt = -x / tau``: exp(-dt/tau) (exact) or 1 - dt/tau (forward Euler).
+
+    Returns a float when ``tau`` is a float, else a tensor (differentiable in ``tau``)."""
+    if isinstance(tau, torch.Tensor):
+        return torch.exp(-dt / tau) if integration == "exact" else 1.0 - dt / tau
+    return math.exp(-dt / tau) if integration == "exact" else 1.0 - dt / tau
+
+
+def apply_reset(v: torch.Tensor, s: torch.Tensor, reset: str, v_threshold, v_reset) -> torch.Tensor:
+    """Membrane after the reset of the neurons that spiked (``s`` = 1), differentiable through v.
+
+    zero: v (1 - s); value: v (1 - s) + v_reset s; subtract: v - (v_threshold - v_reset) s."""
+    if reset == "subtract":
+        return v - s * (v_threshold - v_reset)
+    if reset == "zero":
+        return v * (1.0 - s)
+    return v * (1.0 - s) + s * v_reset
+
+
+def params_summary(params) -> dict:
+    """A plain dict of a params dataclass (tensors as lists), for recordings and exporters."""
+    out = {}
+    for f in fields(params):
+        v = getattr(params, f.name)
+        out[f.name] = v.detach().cpu().tolist() if isinstance(v, torch.Tensor) else v
+    return out

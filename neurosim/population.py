@@ -1,0 +1,109 @@
+"""``Population``: one wrapper for every neuron model (ARCHITECTURE.md rule 2).
+
+A population of ``shape`` neurons of one registered model. Its state is explicit (the model's
+State NamedTuple, created by :meth:`initial_state`) and its step is the model's pure step
+function. Parameters named in ``trainable`` become ``nn.Parameter`` (scalars, or per-neuron when
+the value given is a tensor), so time constants and thresholds can be learnt by BPTT; the other
+tensor parameters are buffers that move with ``.to(device)``.
+
+Example::
+
+    >>> pop = Population("lif", 128, LIFParams(tau_mem=20e-3), trainable=("tau_mem", "v_threshold"),
+    ...                  surrogate="arctan", surrogate_scale=2.0)
+    >>> state = pop.initial_state(batch_size=4)
+    >>> spikes, state = pop.step(torch.rand(4, 128), state, dt=1e-3)
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Optional
+
+import torch
+from torch import nn
+
+from .neurons.base import get_neuron_model, params_summary
+from .node import Node, as_shape, state_device_dtype
+from .surrogate import get_surrogate, SpikeFunction
+
+__all__ = ["Population"]
+
+
+class Population(Node):
+    """``shape`` neurons of ``model`` (a registered name such as ``"lif"`` or a NeuronModel)."""
+
+    def __init__(self, model, shape, params=None, trainable: Iterable[str] = (),
+                 surrogate="fast_sigmoid", surrogate_scale: Optional[float] = None):
+        self.model = get_neuron_model(model)
+        shape = as_shape(shape)
+        super().__init__({port: shape for port in self.model.input_ports}, shape)
+        self.input_ports = self.model.input_ports
+        self.emits_spikes = self.model.spiking
+        params = self.model.params_type() if params is None else params
+        if not isinstance(params, self.model.params_type):
+            raise TypeError(f"Population({self.model.name!r}): params must be "
+                            f"{self.model.params_type.__name__}, got {type(params).__name__}")
+        self.surrogate = get_surrogate(surrogate, surrogate_scale)
+        field_names = {f.name for f in dataclasses.fields(params)}
+        self.trainable = tuple(trainable)
+        self._tensor_fields = []
+        for name in self.trainable:
+            if name not in field_names:
+                raise ValueError(f"Population({self.model.name!r}): cannot train {name!r}, "
+                                 f"not a parameter of {type(params).__name__} ({sorted(field_names)})")
+            value = getattr(params, name)
+            if not isinstance(value, (int, float, torch.Tensor)) or isinstance(value, bool):
+                raise ValueError(f"Population({self.model.name!r}): parameter {name!r} is not numeric")
+            self.register_parameter(name, nn.Parameter(torch.as_tensor(value, dtype=torch.float32).clone()))
+            self._tensor_fields.append(name)
+        for f in dataclasses.fields(params):
+            value = getattr(params, f.name)
+            if f.name not in self.trainable and isinstance(value, torch.Tensor):
+                self.register_buffer(f.name, value.detach().clone().float())
+                self._tensor_fields.append(f.name)
+        self._params = params
+        self._spike_fn = self._make_spike_fn(self.surrogate)
+
+    @staticmethod
+    def _make_spike_fn(sg):
+        def spike_fn(x):
+            if torch.is_grad_enabled() and x.requires_grad:
+                return SpikeFunction.apply(x, sg)
+            return (x > 0).to(x.dtype)
+        return spike_fn
+
+    @property
+    def params(self):
+        """The params dataclass with the current values of trainable parameters and buffers."""
+        if not self._tensor_fields:
+            return self._params
+        return dataclasses.replace(self._params, **{n: getattr(self, n) for n in self._tensor_fields})
+
+    def initial_state(self, batch_size: int, device=None, dtype=None):
+        device, dtype = state_device_dtype(self, device, dtype)
+        return self.model.initial_state(self.params, self.out_shape, batch_size, device, dtype)
+
+    def step(self, x, state, dt: float):
+        """One step of the model: ``(output [batch, *shape], new_state)``."""
+        return self.model.step(x, state, self.params, dt, self._spike_fn)
+
+    def validate(self, dt: float, where: str) -> None:
+        self.model.validate(self.params, dt, where)
+        for name in self._tensor_fields:
+            value = getattr(self, name)
+            try:
+                torch.broadcast_shapes(value.shape, self.out_shape)
+            except RuntimeError:
+                raise ValueError(f"{where}: parameter {name!r} has shape {tuple(value.shape)}, "
+                                 f"which does not broadcast to the population shape {self.out_shape}") from None
+
+    def count_ops(self, x, output):
+        return {"spikes": output.detach().sum()} if self.emits_spikes else {}
+
+    def describe(self) -> dict:
+        """Model name, shape, surrogate and parameters as plain values (for files and exporters)."""
+        return {"model": self.model.name, "shape": list(self.out_shape),
+                "surrogate": type(self.surrogate).__name__, "surrogate_scale": self.surrogate.scale,
+                "params": params_summary(self.params)}
+
+    def extra_repr(self) -> str:
+        return f"model={self.model.name!r}, shape={self.out_shape}, trainable={self.trainable}"

@@ -1,0 +1,110 @@
+"""Dense (all-to-all) projection with an event-driven inference path.
+
+    y[b, j] = sum_i W[j, i] x[b, i] (+ bias[j])              W: [out_features, in_features]
+
+Training (autograd on) uses one dense ``F.linear``. At inference, when the input is sparse
+(fraction of non-zeros below ``event_threshold``), only the rows of the active presynaptic
+neurons are gathered and accumulated: cost O(active x fan-out) instead of O(in x out). Both paths
+give the same result up to float summation order (tested).
+
+Shapes: ``step`` takes ``[batch, in_features]``; ``forward_sequence`` takes ``[T, batch, in]``
+and does one matmul (or one event-driven gather) for the whole sequence.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..node import Node
+
+__all__ = ["Dense", "event_driven_linear"]
+
+
+def event_driven_linear(x: torch.Tensor, weight_t: torch.Tensor) -> torch.Tensor:
+    """``x @ weight_t`` accumulating only the rows of ``weight_t`` picked by non-zeros of ``x``.
+
+    x: ``[N, in]`` (binary spikes or graded values); weight_t: ``[in, out]`` contiguous.
+    Returns ``[N, out]``. Cost: nnz(x) x out multiply-adds (``F.embedding_bag`` with sum)."""
+    n = x.shape[0]
+    rows, cols = x.nonzero(as_tuple=True)
+    counts = torch.bincount(rows, minlength=n)
+    offsets = counts.cumsum(0) - counts
+    values = x[rows, cols]
+    weights = None if bool((values == 1).all()) else values.to(weight_t.dtype)
+    return F.embedding_bag(cols, weight_t, offsets, mode="sum", per_sample_weights=weights)
+
+
+class Dense(Node):
+    """All-to-all projection ``in_features -> out_features`` (NIR ``Linear``/``Affine``).
+
+    ``event_driven``: ``"auto"`` (event path at inference when the input is sparse), ``True``
+    (always at inference) or ``False`` (always dense). ``weight`` may be given ``[out, in]``; by
+    default it is drawn like ``nn.Linear`` (uniform in +-1/sqrt(in))."""
+
+    stateless = True
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = False,
+                 weight: Optional[torch.Tensor] = None, event_driven="auto", event_threshold: float = 0.05):
+        super().__init__({"input": (in_features,)}, (out_features,))
+        if event_driven not in ("auto", True, False):
+            raise ValueError(f"Dense.event_driven must be 'auto', True or False, got {event_driven!r}")
+        self.in_features, self.out_features = in_features, out_features
+        self.event_driven, self.event_threshold = event_driven, event_threshold
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.reset_parameters()
+        if weight is not None:
+            weight = torch.as_tensor(weight, dtype=torch.float32)
+            if weight.shape != (out_features, in_features):
+                raise ValueError(f"Dense weight must have shape (out, in) = {(out_features, in_features)}, "
+                                 f"got {tuple(weight.shape)}")
+            with torch.no_grad():
+                self.weight.copy_(weight)
+        self._weight_t_cache = (None, None)
+
+    def reset_parameters(self):
+        bound = 1.0 / math.sqrt(self.in_features)
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def weight_t(self) -> torch.Tensor:
+        """Contiguous ``[in, out]`` copy of the weight, cached until the weight changes."""
+        key = (self.weight.data_ptr(), self.weight._version, self.weight.device)
+        if self._weight_t_cache[0] != key:
+            self._weight_t_cache = (key, self.weight.detach().t().contiguous())
+        return self._weight_t_cache[1]
+
+    def use_event_path(self, x: torch.Tensor) -> bool:
+        """Event-driven only without autograd; in ``"auto"`` mode only for sparse input."""
+        if self.event_driven is False or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)):
+            return False
+        if self.event_driven is True:
+            return True
+        return float(torch.count_nonzero(x)) < self.event_threshold * x.numel()
+
+    def propagate(self, x2d: torch.Tensor) -> torch.Tensor:
+        if self.use_event_path(x2d):
+            y = event_driven_linear(x2d, self.weight_t())
+            return y if self.bias is None else y + self.bias
+        return F.linear(x2d, self.weight, self.bias)
+
+    def step(self, x, state, dt: float):
+        return self.propagate(x), state
+
+    def forward_sequence(self, x_seq: torch.Tensor) -> torch.Tensor:
+        t, b = x_seq.shape[:2]
+        return self.propagate(x_seq.reshape(t * b, -1)).reshape(t, b, -1)
+
+    def count_ops(self, x, output):
+        """synops = active inputs x fan-out; macs = dense multiply-adds of the same call."""
+        rows = x.numel() // self.in_features
+        return {"synops": torch.count_nonzero(x.detach()) * self.out_features,
+                "macs": torch.tensor(rows * self.in_features * self.out_features)}
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features} -> {self.out_features}, bias={self.bias is not None}, event_driven={self.event_driven}"

@@ -1,0 +1,190 @@
+"""Surrogate gradients for the spike non-linearity.
+
+The forward pass of a spike is the Heaviside step ``s = H(x)`` of the distance to threshold
+``x = v - v_threshold``; its derivative is zero almost everywhere, so training replaces it in the
+backward pass by the derivative ``g(x)`` of a smooth *primitive* ``p(x)`` with ``p(x) -> H(x)``
+as the scale grows. Each surrogate is a small dataclass with ``primitive`` and ``grad`` and is
+registered by name; :func:`spike` is the one spike function that all neuron models call.
+
+Registered here (``scale`` is the steepness, in 1/volt when x is in volt):
+
+==================  ===========================================  ======================================
+name                primitive p(x)                               grad g(x)
+==================  ===========================================  ======================================
+``fast_sigmoid``    x*k / (2 (1 + k|x|)) + 1/2  (SuperSpike)      k / (2 (1 + k|x|)^2)
+``arctan``          arctan(pi k x / 2) / pi + 1/2                k / (2 (1 + (pi k x / 2)^2))
+``sigmoid``         sigmoid(k x)                                 k sigmoid(k x) (1 - sigmoid(k x))
+``triangle``        piecewise quadratic, 0 below -1/k, 1 above   max(0, k (1 - k|x|))
+``slayer``          Laplace CDF: 1/2 + sign(x)(1 - e^{-k|x|})/2  k/2 * exp(-k |x|)   (SLAYER's PDF)
+==================  ===========================================  ======================================
+
+Example::
+
+    >>> s = spike(v - 1.0, surrogate="arctan", scale=2.0)
+    >>> register_surrogate("my_gauss", MyGauss)   # a dataclass with primitive and grad
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Dict, Type
+
+import torch
+
+__all__ = [
+    "Surrogate", "FastSigmoid", "ArcTan", "Sigmoid", "Triangle", "SlayerExponential",
+    "register_surrogate", "get_surrogate", "available_surrogates", "spike", "SpikeFunction",
+]
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """Base class: a smooth ``primitive(x)`` approximating H(x) and its derivative ``grad(x)``.
+
+    ``scale`` (k) sets the steepness; larger k means a narrower, taller gradient."""
+
+    scale: float = 10.0
+
+    def __post_init__(self):
+        if not (self.scale > 0 and math.isfinite(self.scale)):
+            raise ValueError(f"{type(self).__name__}.scale must be a positive finite number, got {self.scale}")
+
+    def primitive(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class FastSigmoid(Surrogate):
+    """SuperSpike (Zenke & Ganguli 2018): g(x) = k / (2 (1 + k|x|)^2)."""
+
+    def primitive(self, x):
+        k = self.scale
+        return 0.5 * k * x / (1.0 + k * x.abs()) + 0.5
+
+    def grad(self, x):
+        k = self.scale
+        return 0.5 * k / (1.0 + k * x.abs()) ** 2
+
+
+@dataclass(frozen=True)
+class ArcTan(Surrogate):
+    """Arctan (Fang et al. 2021): g(x) = k / (2 (1 + (pi k x / 2)^2))."""
+
+    scale: float = 2.0
+
+    def primitive(self, x):
+        return torch.atan(0.5 * math.pi * self.scale * x) / math.pi + 0.5
+
+    def grad(self, x):
+        k = self.scale
+        return 0.5 * k / (1.0 + (0.5 * math.pi * k * x) ** 2)
+
+
+@dataclass(frozen=True)
+class Sigmoid(Surrogate):
+    """Logistic: g(x) = k sigmoid(kx) (1 - sigmoid(kx))."""
+
+    def primitive(self, x):
+        return torch.sigmoid(self.scale * x)
+
+    def grad(self, x):
+        s = torch.sigmoid(self.scale * x)
+        return self.scale * s * (1.0 - s)
+
+
+@dataclass(frozen=True)
+class Triangle(Surrogate):
+    """Triangle (Esser et al. 2016; Bellec et al. 2018): g(x) = max(0, k (1 - k|x|))."""
+
+    scale: float = 1.0
+
+    def primitive(self, x):
+        k = self.scale
+        y = k * x
+        left = 0.5 * (1.0 + y) ** 2          # -1 <= y < 0
+        right = 1.0 - 0.5 * (1.0 - y) ** 2   # 0 <= y <= 1
+        inner = torch.where(y < 0, left, right)
+        return torch.where(y < -1, torch.zeros_like(y), torch.where(y > 1, torch.ones_like(y), inner))
+
+    def grad(self, x):
+        k = self.scale
+        return torch.clamp(k * (1.0 - k * x.abs()), min=0.0)
+
+
+@dataclass(frozen=True)
+class SlayerExponential(Surrogate):
+    """SLAYER's spike-escape density (Shrestha & Orchard 2018): g(x) = (k/2) exp(-k|x|)."""
+
+    scale: float = 5.0
+
+    def primitive(self, x):
+        k = self.scale
+        return 0.5 + 0.5 * torch.sign(x) * (1.0 - torch.exp(-k * x.abs()))
+
+    def grad(self, x):
+        k = self.scale
+        return 0.5 * k * torch.exp(-k * x.abs())
+
+
+_REGISTRY: Dict[str, Type[Surrogate]] = {}
+
+
+def register_surrogate(name: str, cls: Type[Surrogate]) -> None:
+    """Register a surrogate class under ``name`` (a dataclass subclass of :class:`Surrogate`)."""
+    if not (isinstance(cls, type) and issubclass(cls, Surrogate)):
+        raise TypeError(f"register_surrogate({name!r}): {cls!r} is not a subclass of Surrogate")
+    _REGISTRY[name] = cls
+
+
+def available_surrogates() -> list:
+    """Names of all registered surrogates, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_surrogate(name_or_obj, scale: float | None = None) -> Surrogate:
+    """Return a :class:`Surrogate` instance from a registered name (optionally with ``scale``),
+    or the instance itself."""
+    if isinstance(name_or_obj, Surrogate):
+        return name_or_obj
+    try:
+        cls = _REGISTRY[name_or_obj]
+    except KeyError:
+        raise KeyError(f"unknown surrogate {name_or_obj!r}; registered: {available_surrogates()}") from None
+    return cls() if scale is None else cls(scale=scale)
+
+
+for _name, _cls in [("fast_sigmoid", FastSigmoid), ("superspike", FastSigmoid), ("arctan", ArcTan),
+                    ("sigmoid", Sigmoid), ("triangle", Triangle), ("slayer", SlayerExponential)]:
+    register_surrogate(_name, _cls)
+
+
+class SpikeFunction(torch.autograd.Function):
+    """Heaviside forward, surrogate backward: s = H(x); ds/dx := surrogate.grad(x)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, surrogate: Surrogate):
+        ctx.save_for_backward(x)
+        ctx.surrogate = surrogate
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * ctx.surrogate.grad(x), None
+
+
+def spike(x: torch.Tensor, surrogate: Surrogate | str = "fast_sigmoid", scale: float | None = None) -> torch.Tensor:
+    """Spike non-linearity s = H(x) (1 where x > 0) with the named surrogate gradient.
+
+    Shapes: any; output has the shape and dtype of ``x``. Without autograd the forward is a plain
+    comparison (no graph is recorded)."""
+    sg = get_surrogate(surrogate, scale)
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return (x > 0).to(x.dtype)
+    return SpikeFunction.apply(x, sg)
+
+
+SpikeFn = Callable[[torch.Tensor], torch.Tensor]

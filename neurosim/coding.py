@@ -1,0 +1,2 @@
+"""Placeholder: filled in by the coding work package."""
+__all__ = []

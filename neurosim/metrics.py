@@ -1,0 +1,2 @@
+"""Placeholder: filled in by the metrics work package."""
+__all__ = []

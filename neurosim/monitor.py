@@ -1,0 +1,2 @@
+"""Placeholder: filled in by the monitor work package."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Placeholder: filled in by the plasticity work package."""
+__all__ = []

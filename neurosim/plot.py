@@ -1,0 +1,2 @@
+"""Placeholder: filled in by the plot work package."""
+__all__ = []

@@ -50,13 +50,21 @@ class Edge:
         return f"{self.source} {arrow} {self.target}.{self.port}"
 
 
+class _NodeDict(nn.ModuleDict):
+    """A ModuleDict that accepts any identifier as a key, also names of dict methods such as
+    ``pop`` or ``items`` (nodes are only reached by key, never as attributes)."""
+
+    def __setitem__(self, key: str, module: nn.Module) -> None:
+        self._modules[key] = module
+
+
 class Graph(nn.Module):
     """Named input ports, named nodes (``nn.Module`` children) and edges."""
 
     def __init__(self):
         super().__init__()
         self.inputs: Dict[str, Shape] = {}
-        self.nodes = nn.ModuleDict()
+        self.nodes = _NodeDict()
         self.edges: List[Edge] = []
         self.outputs: List[str] = []
 

@@ -1,0 +1,39 @@
+# neurosim set-up and common jobs. `make demo` runs the main job, `make test` the test suite;
+# both create .venv and install everything on a fresh machine first.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test bench bench-quick clean
+
+install: $(STAMP)
+
+# torch first (2.13.0 is a local CPU wheel here; a newer torch would pull CUDA packages), then the
+# exact lock with --no-deps: norse and spikingjelly declare torchvision/torchaudio, for which no
+# build matches the CPU torch, and neurosim's use of them never imports either. Any torchvision
+# left by an earlier install is removed, since a broken one breaks packages that probe for it.
+$(STAMP): pyproject.toml requirements/lock.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=68" wheel
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	-$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio 2>/dev/null
+	$(BIN)/python -c "import neurosim, norse.torch, brian2, tonic, torch_geometric, nir, h5py; print('neurosim', neurosim.__version__, 'installed')"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/python examples/quickstart.py --out out
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py --out benchmarks/results.json
+
+bench-quick: install
+	$(BIN)/python benchmarks/run_all.py --quick
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -11,8 +11,9 @@ per-batch state. Its contract:
 * ``stateless``: True when ``step`` does not depend on time; the simulator may then call
   ``forward_sequence(x_seq)`` on the whole ``[T, batch, ...]`` sequence at once.
 * ``supports_sequence``: True when a stateful node also offers
-  ``step_sequence(x_seq, state, dt) -> (y_seq, new_state)`` computing T steps without a time
-  loop (e.g. a delay line is a shift); the simulator prefers it outside recurrent loops.
+  ``step_sequence(x_seq, state, dt) -> (y_seq, new_state)`` computing T steps at once (a delay
+  line is a shift; a neuron model may have a fused kernel); the simulator prefers it outside
+  recurrent loops and steps ``step`` when it returns ``NotImplemented``.
 * ``validate(dt, where)``: raise on bad parameters before any step runs.
 * ``count_ops(x, output) -> dict``: spikes / synaptic operations / dense MACs caused by one call
   (``x`` and ``output`` may carry any number of leading time and batch axes).

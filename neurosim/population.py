@@ -38,6 +38,7 @@ class Population(Node):
         super().__init__({port: shape for port in self.model.input_ports}, shape)
         self.input_ports = self.model.input_ports
         self.emits_spikes = self.model.spiking
+        self.supports_sequence = self.model.sequence is not None
         params = self.model.params_type() if params is None else params
         if not isinstance(params, self.model.params_type):
             raise TypeError(f"Population({self.model.name!r}): params must be "
@@ -85,6 +86,10 @@ class Population(Node):
     def step(self, x, state, dt: float):
         """One step of the model: ``(output [batch, *shape], new_state)``."""
         return self.model.step(x, state, self.params, dt, self._spike_fn)
+
+    def step_sequence(self, x_seq, state, dt: float):
+        """T steps with the model's fused kernel, or ``NotImplemented`` when it does not apply."""
+        return self.model.sequence(x_seq, state, self.params, dt, self.surrogate)
 
     def validate(self, dt: float, where: str) -> None:
         self.model.validate(self.params, dt, where)

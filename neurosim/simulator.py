@@ -173,12 +173,13 @@ class Simulator(nn.Module):
     def _run_single(self, name, seqs, node_states, previous, steps, watched, count_ops, ops):
         node = self.graph.nodes[name]
         xs = [self._port_sequence(name, pe, seqs, previous) for pe in self._inputs[name]]
-        if node.stateless or (node.supports_sequence and name not in watched):
-            if node.stateless:
-                out = node.forward_sequence(xs[0])
-            else:
-                out, node_states[name] = node.step_sequence(xs[0] if len(xs) == 1 else tuple(xs),
-                                                            node_states[name], self.dt)
+        fused = NotImplemented
+        if node.supports_sequence and name not in watched:
+            fused = node.step_sequence(xs[0] if len(xs) == 1 else tuple(xs), node_states[name], self.dt)
+        if fused is not NotImplemented:
+            out, node_states[name] = fused
+        elif node.stateless:
+            out = node.forward_sequence(xs[0])
             for m in watched.get(name, ()):
                 for t in range(steps):
                     m.record(t, {"output": out[t]})

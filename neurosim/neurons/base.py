@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, fields
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -30,7 +30,8 @@ from ..surrogate import spike as _spike
 
 __all__ = ["NeuronModel", "register_neuron_model", "get_neuron_model", "available_neuron_models",
            "INTEGRATIONS", "RESETS", "decay_factor", "apply_reset", "check_positive",
-           "check_choice", "check_time_step", "default_spike_fn", "as_tensor_param", "params_summary"]
+           "check_choice", "check_time_step", "check_steps", "check_fields_positive", "default_spike_fn",
+           "as_tensor_param", "params_summary"]
 
 INTEGRATIONS = ("exact", "euler")
 RESETS = ("zero", "subtract", "value")
@@ -49,6 +50,11 @@ class NeuronModel:
     ``step(x, state, params, dt, spike_fn) -> (output, new_state)`` where ``x`` is the input
     current for single-port models or a tuple in ``input_ports`` order for multi-port models.
     ``output`` is the spike tensor for spiking models and the membrane potential for ``LI``.
+
+    ``sequence`` (optional) is a fused kernel for T steps at once,
+    ``sequence(x_seq, state, params, dt, surrogate) -> (output_seq, final_state)``, that must
+    give the same results as stepping ``step`` (tested); it may return ``NotImplemented`` for
+    settings it does not cover, and the caller then steps ``step``.
     """
 
     name: str
@@ -59,6 +65,7 @@ class NeuronModel:
     spiking: bool = True
     input_ports: Tuple[str, ...] = ("input",)
     time_constants: Tuple[str, ...] = ()
+    sequence: Optional[Callable] = None
 
     def validate(self, params, dt: float, where: str = "") -> None:
         """Check ``params`` against ``dt`` before any step runs (tau > 0, dt < tau, choices)."""
@@ -113,6 +120,24 @@ def check_positive(value, where: str) -> None:
 def check_choice(value, choices, where: str) -> None:
     if value not in choices:
         raise ValueError(f"{where} must be one of {list(choices)}, got {value!r}")
+
+
+def check_steps(value, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` unless ``value`` is an integer >= 0 (e.g. refractory steps)."""
+    if isinstance(value, bool) or int(value) != value or value < 0:
+        raise ValueError(f"{where} must be an integer >= 0, got {value!r}")
+
+
+def check_fields_positive(params, names) -> None:
+    """``check_positive`` on the named fields of a params dataclass that are plain numbers.
+
+    Meant for ``__post_init__``: tensor values (per-neuron or trainable parameters) are skipped
+    here, because ``Population.params`` rebuilds the dataclass every step and a check on a tensor
+    would synchronise with the device; they are checked once by ``NeuronModel.validate``."""
+    for name in names:
+        value = getattr(params, name)
+        if not isinstance(value, torch.Tensor):
+            check_positive(value, f"{type(params).__name__}.{name}")
 
 
 def check_time_step(tau, dt: float, where: str) -> None:

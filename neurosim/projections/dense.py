@@ -9,6 +9,12 @@ give the same result up to float summation order (tested).
 
 Shapes: ``step`` takes ``[batch, in_features]``; ``forward_sequence`` takes ``[T, batch, in]``
 and does one matmul (or one event-driven gather) for the whole sequence.
+
+Delays (``delay=``, whole time steps, see :mod:`neurosim.projections.delay`): an int for every
+synapse or an integer tensor ``[out, in]`` (one per synapse). A spike at step ``t`` through a
+synapse of delay ``d`` arrives in the output at step ``t + d``; the bias is not delayed. With a
+delay > 0 the projection is stateful (a :class:`DelayState` of the contributions in flight) and
+offers ``step_sequence`` (one matmul for all T, then a shift per distinct delay value).
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..node import Node
+from .delay import DelayedProjection
 
 __all__ = ["Dense", "event_driven_linear"]
 
@@ -38,17 +45,18 @@ def event_driven_linear(x: torch.Tensor, weight_t: torch.Tensor) -> torch.Tensor
     return F.embedding_bag(cols, weight_t, offsets, mode="sum", per_sample_weights=weights)
 
 
-class Dense(Node):
+class Dense(DelayedProjection, Node):
     """All-to-all projection ``in_features -> out_features`` (NIR ``Linear``/``Affine``).
 
     ``event_driven``: ``"auto"`` (event path at inference when the input is sparse), ``True``
     (always at inference) or ``False`` (always dense). ``weight`` may be given ``[out, in]``; by
-    default it is drawn like ``nn.Linear`` (uniform in +-1/sqrt(in))."""
+    default it is drawn like ``nn.Linear`` (uniform in +-1/sqrt(in)). ``delay``: int steps >= 0
+    or an integer tensor ``[out, in]`` (see the module docstring); 0 keeps the node stateless."""
 
     stateless = True
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False,
-                 weight: Optional[torch.Tensor] = None, event_driven="auto", event_threshold: float = 0.05):
+                 weight: Optional[torch.Tensor] = None, event_driven="auto", event_threshold: float = 0.05, delay=0):
         super().__init__({"input": (in_features,)}, (out_features,))
         if event_driven not in ("auto", True, False):
             raise ValueError(f"Dense.event_driven must be 'auto', True or False, got {event_driven!r}")
@@ -65,6 +73,11 @@ class Dense(Node):
             with torch.no_grad():
                 self.weight.copy_(weight)
         self._weight_t_cache = (None, None)
+        self._setup_delays(delay, (out_features, in_features), "Dense.delay")
+        if self.delays is not None and not self.delays.uniform:
+            masks = self.delays.group.unsqueeze(0) == torch.arange(self.delays.groups).view(-1, 1, 1)
+            self.register_buffer("_delay_masks", masks, persistent=False)   # [G, out, in]
+        self._grouped_t_cache = (None, None)
 
     def reset_parameters(self):
         bound = 1.0 / math.sqrt(self.in_features)
@@ -88,17 +101,35 @@ class Dense(Node):
         return float(torch.count_nonzero(x)) < self.event_threshold * x.numel()
 
     def propagate(self, x2d: torch.Tensor) -> torch.Tensor:
+        return self._linear(x2d, self.bias)
+
+    def _linear(self, x2d: torch.Tensor, bias) -> torch.Tensor:
         if self.use_event_path(x2d):
             y = event_driven_linear(x2d, self.weight_t())
-            return y if self.bias is None else y + self.bias
-        return F.linear(x2d, self.weight, self.bias)
+            return y if bias is None else y + bias
+        return F.linear(x2d, self.weight, bias)
 
-    def step(self, x, state, dt: float):
-        return self.propagate(x), state
+    # ------------------------------------------------------------------ delays
+    def grouped_weight(self) -> torch.Tensor:
+        """``[G * out, in]``: row ``g * out + j`` holds the synapses of delay group ``g`` onto ``j``."""
+        if self.delays is None or self.delays.uniform:
+            return self.weight
+        w = self.weight.unsqueeze(0) * self._delay_masks.to(self.weight.dtype)
+        return w.reshape(-1, self.in_features)
 
-    def forward_sequence(self, x_seq: torch.Tensor) -> torch.Tensor:
-        t, b = x_seq.shape[:2]
-        return self.propagate(x_seq.reshape(t * b, -1)).reshape(t, b, -1)
+    def _grouped(self, x2d: torch.Tensor) -> torch.Tensor:
+        """Per-delay-group contributions ``[N, G, out]`` (no bias), event-driven when allowed."""
+        groups = 1 if self.delays is None else self.delays.groups
+        if groups == 1:
+            z = self._linear(x2d, None)
+        elif self.use_event_path(x2d):
+            key = (self.weight.data_ptr(), self.weight._version, self.weight.device)
+            if self._grouped_t_cache[0] != key:
+                self._grouped_t_cache = (key, self.grouped_weight().detach().t().contiguous())
+            z = event_driven_linear(x2d, self._grouped_t_cache[1])
+        else:
+            z = F.linear(x2d, self.grouped_weight())
+        return z.reshape(x2d.shape[0], groups, self.out_features)
 
     def count_ops(self, x, output):
         """synops = active inputs x fan-out; macs = dense multiply-adds of the same call."""

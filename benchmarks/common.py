@@ -228,19 +228,50 @@ def _failed(module_name, lib, error):
 
 def run_workload(module_name: str, cfg: Dict[str, Any], libs: Optional[Iterable[str]] = None,
                  timeout: float = 900.0, log=sys.stderr) -> List[Dict[str, Any]]:
-    """All (selected) cases of one bench module, each in its own subprocess, neurosim first."""
+    """All (selected) cases of one bench module, each in its own subprocess.
+
+    With ``cfg["rounds"] = R > 1`` every case runs R times (a fresh subprocess each time,
+    ``ceil(repeats / R)`` timed iterations each), the cases interleaved and their order reversed on
+    every other round, so a burst of load from other processes is spread over all libraries
+    instead of landing on one; the rounds' times are pooled before the median is taken."""
     module = importlib.import_module(module_name)
     names = list(module.CASES) if not libs else [n for n in module.CASES if n in set(libs)]
-    results = []
-    for lib in names:
-        t0 = time.perf_counter()
-        print(f"[{module.WORKLOAD}] {lib} ...", end="", file=log, flush=True)
-        r = run_case(module_name, lib, cfg, timeout)
-        results.append(r)
-        status = f"median {r['median_s'] * 1e3:.1f} ms" if not r.get("error") else f"FAILED: {r['error'][:300]}"
-        print(f" {status} ({time.perf_counter() - t0:.0f} s)", file=log, flush=True)
+    rounds = max(1, int(cfg.get("rounds", 1)))
+    per_round = dict(cfg, repeats=max(1, math.ceil(cfg["repeats"] / rounds)))
+    runs: Dict[str, List[Dict[str, Any]]] = {n: [] for n in names}
+    for r in range(rounds):
+        for lib in (names if r % 2 == 0 else names[::-1]):
+            t0 = time.perf_counter()
+            tag = f" (round {r + 1}/{rounds})" if rounds > 1 else ""
+            print(f"[{module.WORKLOAD}] {lib}{tag} ...", end="", file=log, flush=True)
+            res = run_case(module_name, lib, per_round, timeout)
+            runs[lib].append(res)
+            status = (f"median {res['median_s'] * 1e3:.1f} ms" if not res.get("error")
+                      else f"FAILED: {res['error'][:300]}")
+            print(f" {status} ({time.perf_counter() - t0:.0f} s)", file=log, flush=True)
+    results = [merge_rounds(runs[n]) for n in names]
     add_ratios(results)
     return results
+
+
+def merge_rounds(rounds: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Pool the timed iterations of several rounds of one case (peak memory: the largest)."""
+    ok = [r for r in rounds if not r.get("error")]
+    if not ok:
+        return rounds[-1]
+    merged = dict(ok[-1])
+    times = [t for r in ok for t in r["times_s"]]
+    merged.update(summarize(times))
+    merged["times_s"] = times
+    merged["rounds"] = len(ok)
+    merged["round_medians_s"] = [r["median_s"] for r in ok]
+    for key in ("peak_rss_mib", "peak_rss_increase_mib"):
+        merged[key] = max(r[key] for r in ok)
+    merged["cpu_util"] = statistics.mean(r["cpu_util"] for r in ok)
+    merged["loadavg"] = [(r["loadavg_start"], r["loadavg_end"]) for r in ok]
+    if len(ok) < len(rounds):
+        merged["failed_rounds"] = [r["error"] for r in rounds if r.get("error")]
+    return merged
 
 
 def add_ratios(results: List[Dict[str, Any]]) -> None:
@@ -379,6 +410,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes and 2 repeats: a smoke run")
     parser.add_argument("--repeats", type=int, default=None, help="timed repetitions per case (median reported)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed iterations before timing")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds per case, each a fresh subprocess (spreads load bursts)")
     parser.add_argument("--threads", type=int, default=default_threads(),
                         help="torch.set_num_threads for every library (default: all cores)")
     parser.add_argument("--seed", type=int, default=0)
@@ -405,6 +438,9 @@ def make_config(module, args) -> Dict[str, Any]:
         cfg["repeats"] = args.repeats
     if args.warmup is not None:
         cfg["warmup"] = args.warmup
+    if args.rounds is not None:
+        cfg["rounds"] = args.rounds
+    cfg.setdefault("rounds", 1)
     return cfg
 
 

@@ -72,8 +72,9 @@ def poisson_encode(x, steps: int, dt: float, max_rate: Optional[float] = None,
 
     ``rate = x`` [Hz] when ``max_rate`` is None, else ``rate = x * max_rate`` with ``x`` an
     intensity in [0, 1]. Over ``T`` steps the count is Binomial(T, p): mean ``T p``, variance
-    ``T p (1 - p)``. When ``rate * dt > 1`` the probability is clipped to 1 (one spike every step)
-    with a ``RuntimeWarning``: a step cannot hold more than one spike.
+    ``T p (1 - p)``. When ``rate * dt > 1`` the probability is clipped to 1 (one spike every
+    step) with a ``RuntimeWarning``: a step cannot hold more than one spike. ``generator`` must
+    live on ``x``'s device.
 
     Shapes: ``x`` ``[B, ...]`` -> spikes ``[steps, B, ...]`` (0/1, dtype of ``x``).
 
@@ -102,6 +103,9 @@ def poisson_encode(x, steps: int, dt: float, max_rate: Optional[float] = None,
         warnings.warn(f"{where}: rate * dt reaches {float(p.max()):g} > 1; clipped to one spike per step "
                       f"(rates above 1/dt = {1 / dt:g} Hz cannot be represented)", RuntimeWarning, stacklevel=2)
         p = p.clamp(max=1.0)
+    if generator is not None and generator.device.type != x.device.type:
+        raise ValueError(f"{where}: the generator is on {generator.device} but x is on {x.device}; "
+                         "create the generator on x's device")
     u = torch.rand((steps, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
     return (u < p).to(x.dtype)
 
@@ -165,7 +169,7 @@ def delta_encode(signal, threshold: float, off_spikes: bool = True, signed: bool
 
     so after every step ``|signal[t] - r[t]| < threshold`` and the signal is reconstructed by
     ``r[0] + threshold * cumsum(n_on - n_off)``. A jump of several thresholds in one step gives
-    a count > 1 in that step.
+    a count > 1 in that step. The events are not differentiable (no gradient reaches ``signal``).
 
     Output format:
 

@@ -75,11 +75,30 @@ def _population(model: str, shape, params: Dict[str, Any] | None = None, **kwarg
     return Population(neuron, shape, params, **kwargs)
 
 
-def _dense(in_features: int, out_features: int, weight_scale: float | None = None, **kwargs):
+def _dense(in_features: int, out_features: int, weight: Dict[str, Any] | None = None,
+           weight_scale: float | None = None, seed: int | None = None, **kwargs):
+    """A Dense node; ``weight`` draws the matrix: ``{distribution: uniform, low, high}``,
+    ``{distribution: normal, mean, std}`` or ``{distribution: constant, value}`` (else nn.Linear's
+    default), then ``weight_scale`` multiplies it."""
     from .projections import Dense
     node = Dense(in_features, out_features, **kwargs)
-    if weight_scale is not None:
-        with torch.no_grad():
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    with torch.no_grad():
+        if weight is not None:
+            spec = dict(weight)
+            kind = spec.pop("distribution", "uniform")
+            shape = node.weight.shape
+            if kind == "uniform" and set(spec) <= {"low", "high"}:
+                low, high = spec.get("low", 0.0), spec.get("high", 1.0)
+                node.weight.copy_(torch.rand(shape, generator=gen) * (high - low) + low)
+            elif kind == "normal" and set(spec) <= {"mean", "std"}:
+                node.weight.copy_(torch.randn(shape, generator=gen) * spec.get("std", 1.0) + spec.get("mean", 0.0))
+            elif kind == "constant" and set(spec) <= {"value"}:
+                node.weight.fill_(spec.get("value", 1.0))
+            else:
+                raise ValueError(f"weight: expected {{distribution: uniform, low, high}}, {{distribution: normal, "
+                                 f"mean, std}} or {{distribution: constant, value}}, got {weight!r}")
+        if weight_scale is not None:
             node.weight.mul_(weight_scale)
     return node
 
@@ -120,7 +139,8 @@ def _require(mapping, key, path, where, kind=dict):
 
 
 def build_graph(config: Dict[str, Any], path: str = "<config>") -> Graph:
-    """Build (and validate) the :class:`Graph` described by ``config["network"]``."""
+    """Build and validate the :class:`Graph` described by ``config["network"]``, including each
+    node's parameters against the config's ``dt``."""
     net = _require(config, "network", path, "")
     graph = Graph()
     for name, spec in _require(net, "inputs", path, "network").items():
@@ -158,6 +178,14 @@ def build_graph(config: Dict[str, Any], path: str = "<config>") -> Graph:
         graph.validate()
     except GraphError as e:
         raise ConfigError(path, "network", str(e)) from None
+    dt = config.get("dt", 1e-3)
+    if not (isinstance(dt, (int, float)) and dt > 0):
+        raise ConfigError(path, "dt", f"must be a positive number of seconds, got {dt!r}")
+    for name, node in graph.nodes.items():
+        try:
+            node.validate(float(dt), "params")
+        except (ValueError, TypeError) as e:
+            raise ConfigError(path, f"network.nodes.{name}", str(e)) from None
     return graph
 
 

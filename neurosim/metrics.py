@@ -263,8 +263,8 @@ def energy_estimate(report: OpsReport, e_synop: Optional[float] = None, e_mac: O
             values[name] = float(value)
     per_node = {}
     for name, c in report.per_node.items():
-        per_node[name] = {"neuromorphic": c.get("synops", 0.0) * values["e_synop"] + c.get("spikes", 0.0) * values["e_spike"],
-                          "conventional": c.get("macs", 0.0) * values["e_mac"]}
+        neuro = c.get("synops", 0.0) * values["e_synop"] + c.get("spikes", 0.0) * values["e_spike"]
+        per_node[name] = {"neuromorphic": neuro, "conventional": c.get("macs", 0.0) * values["e_mac"]}
     return EnergyEstimate(
         neuromorphic=report.synops * values["e_synop"] + report.spikes * values["e_spike"],
         conventional=report.macs * values["e_mac"], batch=report.batch, per_node=per_node, **values)

@@ -16,12 +16,11 @@ Example::
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-from .monitor import Recording, load_recording, spike_times
+from .monitor import Recording, load_recording, spike_times, temp_name
 
 __all__ = ["raster", "traces", "plot_recording", "save_figure"]
 
@@ -51,6 +50,8 @@ def save_figure(fig, path, dpi: Optional[float] = None) -> str:
 
     The format follows the extension. Returns the absolute path.
 
+    Shapes: not applicable (``fig`` is a matplotlib Figure).
+
     Example::
 
         >>> save_figure(raster(spikes, dt=1e-3), "raster.svg")
@@ -59,8 +60,7 @@ def save_figure(fig, path, dpi: Optional[float] = None) -> str:
     if path is None:
         raise ValueError("save_figure: path must be a file name, got None")
     ext = os.path.splitext(path)[1][1:].lower()
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=os.path.dirname(path))
-    os.close(fd)
+    tmp = temp_name(path)
     try:
         fig.savefig(tmp, format=ext, dpi=dpi)
         os.replace(tmp, path)

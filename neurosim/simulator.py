@@ -137,17 +137,21 @@ class Simulator(nn.Module):
         if state is None:
             state = self.initial_state(batch, first.device, first.dtype)
         monitors = list(monitors)
+        names = [m.name for m in monitors]
+        if len(set(names)) != len(names) or len(set(map(id, monitors))) != len(monitors):
+            raise ValueError(f"monitor names must be unique and each monitor passed once, got {names}")
         watched: Dict[str, List] = {}
         for m in monitors:
             if m.node not in self.graph.nodes:
                 raise ValueError(f"monitor {m.name!r} watches unknown node {m.node!r} (nodes: {self.order})")
+        for m in monitors:
             m.start(self, steps, batch)
             watched.setdefault(m.node, []).append(m)
 
         seqs: Dict[str, torch.Tensor] = dict(inputs)
         node_states = dict(state.nodes)
         ops: Dict[str, Dict[str, float]] = {}
-        for names, loop in self.blocks:
+        for names, loop in self.blocks:  # a monitor rolls back a run that raised here at its next start/close
             if not loop:
                 self._run_single(names[0], seqs, node_states, state.previous, steps, watched, count_ops, ops)
             else:
@@ -173,20 +177,21 @@ class Simulator(nn.Module):
     def _run_single(self, name, seqs, node_states, previous, steps, watched, count_ops, ops):
         node = self.graph.nodes[name]
         xs = [self._port_sequence(name, pe, seqs, previous) for pe in self._inputs[name]]
+        mons = watched.get(name, ())
         fused = NotImplemented
-        if node.supports_sequence and name not in watched:
+        if node.supports_sequence and not any(m.needs_state for m in mons):
             fused = node.step_sequence(xs[0] if len(xs) == 1 else tuple(xs), node_states[name], self.dt)
-        if fused is not NotImplemented:
-            out, node_states[name] = fused
-        elif node.stateless:
-            out = node.forward_sequence(xs[0])
-            for m in watched.get(name, ()):
+        if fused is not NotImplemented or node.stateless:
+            if fused is not NotImplemented:
+                out, node_states[name] = fused
+            else:
+                out = node.forward_sequence(xs[0])
+            for m in mons:
                 for t in range(steps):
                     m.record(t, {"output": out[t]})
         else:
             st, outs, dt = node_states[name], [], self.dt
             single = len(xs) == 1
-            mons = watched.get(name, ())
             for t in range(steps):
                 x = xs[0][t] if single else tuple(x[t] for x in xs)
                 y, st = node.step(x, st, dt)

@@ -92,6 +92,10 @@ def delay_initial_state(max_delay: int, batch_size: int, out_shape, device=None,
     return DelayState(torch.zeros((max_delay, batch_size, *as_shape(out_shape)), device=device, dtype=dtype))
 
 
+def _contiguous(values: Sequence[int]) -> bool:
+    return values[-1] - values[0] == len(values) - 1
+
+
 def delay_step(z: torch.Tensor, state: DelayState, values: Sequence[int]):
     """One step: ``y = buffer[0] + sum_{g: d_g = 0} z[:, g]``; groups with ``d_g > 0`` are queued.
 
@@ -99,10 +103,11 @@ def delay_step(z: torch.Tensor, state: DelayState, values: Sequence[int]):
     new_state)``; ``state`` is not modified."""
     buf = state.buffer
     work = torch.cat([buf, buf.new_zeros((1, *buf.shape[1:]))], 0)   # work[k]: arrives k steps from now
-    if len(values) == 1:
-        work[values[0]] += z[:, 0]
+    if _contiguous(values):
+        work[values[0]:values[-1] + 1] += z.transpose(0, 1)
     else:
-        work.index_add_(0, torch.as_tensor(values, device=z.device), z.transpose(0, 1))
+        for g, d in enumerate(values):
+            work[d] += z[:, g]
     return work[0], DelayState(work[1:])
 
 
@@ -115,8 +120,11 @@ def delay_sequence(z_seq: torch.Tensor, state: DelayState, values: Sequence[int]
     buf = state.buffer
     steps = z_seq.shape[0]
     full = torch.cat([buf, buf.new_zeros((steps, *buf.shape[1:]))], 0)   # full[t]: arrives at step t
-    for g, d in enumerate(values):
-        full[d:d + steps] += z_seq[:, :, g]
+    if len(values) == 1:
+        full[values[0]:values[0] + steps] += z_seq[:, :, 0]
+    else:
+        for g, d in enumerate(values):
+            full[d:d + steps] += z_seq[:, :, g]
     return full[:steps], DelayState(full[steps:])
 
 

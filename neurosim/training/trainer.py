@@ -189,8 +189,10 @@ class Trainer:
         self.distributed = isinstance(sim, DistributedDataParallel)
         if self.distributed and not dist.is_initialized():
             raise RuntimeError("Trainer: a DDP-wrapped simulator needs an initialised process group")
-        self.rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        # shard position for the data (0 of 1 unless DDP); only the global rank 0 writes and shows bars
+        self.rank = dist.get_rank() if self.distributed else 0
         self.world_size = dist.get_world_size() if self.distributed else 1
+        self.is_main = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
         self.epoch = 0
         self.history: List[Dict[str, Any]] = []
         # seed everything (identically on every rank: the shuffling must agree across ranks)
@@ -248,7 +250,7 @@ class Trainer:
         return t.tolist()
 
     def _bar(self, loader, desc):
-        disable = True if (not self.progress or self.rank != 0) else None   # None: off on a non-tty
+        disable = True if (not self.progress or not self.is_main) else None   # None: off on a non-tty
         from tqdm.auto import tqdm
         total = len(loader) if hasattr(loader, "__len__") else None
         return tqdm(loader, desc=desc, total=total, disable=disable, leave=False, dynamic_ncols=True)
@@ -379,7 +381,7 @@ class Trainer:
         """
         if path is None and self.checkpoint_dir is None:
             raise ValueError("Trainer.save_checkpoint: no path given and no checkpoint_dir set")
-        if self.rank != 0:
+        if not self.is_main:
             return None
         state = self.state_dict()
         if path is not None:

@@ -7,17 +7,28 @@ import torch
 import neurosim as ns
 
 
-def simulate(model, params, x, dt, state=None, **pop_kwargs):
+def simulate(model, params, x, dt, state=None, direct=False, **pop_kwargs):
     """Step ``Population(model, shape, params)`` over ``x`` ([T, batch, *shape], or a tuple of
-    such tensors for multi-port models). Returns (outputs [T, ...], list of states after each step)."""
+    such tensors for multi-port models). Returns (outputs [T, ...], list of states after each step).
+
+    ``direct=True`` calls the registered model's pure step function instead, with ``params`` as
+    given (Population stores tensor parameters as float32 buffers; float64 tensors survive here)."""
     xs = x if isinstance(x, tuple) else (x,)
     steps, batch, *shape = xs[0].shape
-    pop = ns.Population(model, tuple(shape), params, **pop_kwargs)
-    state = state if state is not None else pop.initial_state(batch, dtype=xs[0].dtype)
+    if direct:
+        m = ns.get_neuron_model(model)
+        step = lambda xt, st: m.step(xt, st, params, dt)  # noqa: E731
+        if state is None:
+            state = m.initial_state(params, tuple(shape), batch, xs[0].device, xs[0].dtype)
+    else:
+        pop = ns.Population(model, tuple(shape), params, **pop_kwargs).to(xs[0].dtype)
+        step = lambda xt, st: pop.step(xt, st, dt)  # noqa: E731
+        if state is None:
+            state = pop.initial_state(batch, dtype=xs[0].dtype)
     outs, states = [], []
     for t in range(steps):
         xt = tuple(p[t] for p in xs) if isinstance(x, tuple) else x[t]
-        y, state = pop.step(xt, state, dt)
+        y, state = step(xt, state)
         outs.append(y)
         states.append(state)
     return torch.stack(outs), states

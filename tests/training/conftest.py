@@ -47,7 +47,7 @@ def li_model():
         return _TEST_LI
 
 
-def build_classifier(n_in=12, n_hidden=16, n_out=2, seed=0, gain=3.0, trainable=(), tau_mem=20e-3,
+def build_classifier(n_in=12, n_hidden=16, n_out=2, seed=0, gain=10.0, trainable=(), tau_mem=5e-3,
                      dt=1e-3, readout="li", surrogate="fast_sigmoid"):
     """Dense -> LIF -> Dense -> LI (or -> LIF with readout="lif") with seeded weights."""
     torch.manual_seed(seed)

@@ -1,0 +1,342 @@
+"""Workload 3, COBA: the Vogels & Abbott (2005) balanced network of conductance-based LIF
+neurons, benchmark 1 of Brette et al. (2007), in Brian2 (numpy and cython targets) and neurosim.
+
+Network: 4000 neurons (3200 excitatory, 800 inhibitory), every ordered pair (i, j) connected
+independently with p = 0.02 (autapses allowed, as ``Synapses.connect(p=0.02)`` does), 1 s at
+dt = 0.1 ms (10 000 steps), no external input: the activity is self-sustained, started by random
+initial conductances.
+
+Equations (Brian2, ``method="euler"``; conductances in units of the leak conductance)::
+
+    dv/dt  = (ge (Ee - v) + gi (Ei - v) - (v - El)) / taum   (unless refractory)
+    dge/dt = -ge / taue            dgi/dt = -gi / taui
+    threshold v > Vt, reset v = Vr, refractory 5 ms; a spike of an excitatory (inhibitory)
+    neuron adds we (wi) to ge (gi) of each of its targets.
+
+Values used, and why: taum = 20 ms, taue = 5 ms, taui = 10 ms, Vt = -50 mV, Vr = El = -60 mV,
+Ee = 0 mV, Ei = -80 mV, refractory 5 ms are the published COBA values (Brette et al. 2007; the
+same in Brian2's own speed test family and in the BrainPy/ANNarchy ports). The synaptic weights
+we = 6 nS / 10 nS = 0.6 and wi = 67 nS / 10 nS = 6.7 (conductance increments in units of the
+10 nS leak conductance) and the initial state v = El + (5 randn - 5) mV, ge = 1.5 randn + 4,
+gi = 12 randn + 20 are those of the Brian COBA example of Brette et al. (2007), which runs
+without external drive (Brian2's examples folder ships CUBA and COBAHH; the brian2 package
+itself does not ship a COBA LIF example, so these are the reference values). The BrainPy port adds
+a 20 mV background drive and starts from ge = gi = 0 instead; we keep the original. Forward Euler
+(Brian2 ``method="euler"``) because ``ge * v`` makes the v equation non-linear for Brian2's exact
+integrator; neurosim's ``CobaLIFParams(integration="euler")`` is the same scheme.
+
+The same connectivity (pre/post lists) and the same initial values (one numpy draw) are given
+to every simulator, so only arithmetic (float64 in Brian2, float32 in neurosim) and chaos make
+their spike trains diverge; the firing rates show that they are in the same regime.
+
+neurosim: two populations ``Population("coba_lif", 3200 | 800, CobaLIFParams(...))`` (ports
+"exc" and "inh"), four ``Sparse`` projections exc->exc, exc->inh (port "exc", weight we) and
+inh->exc, inh->inh (port "inh", weight wi), each fed by a back-edge from its source population:
+x[t] = W s[t-1], which with ``input_same_step=True`` is Brian2's schedule (state update with the
+conductances holding the spikes of the previous step, threshold, reset; spikes then propagated).
+Brian2 counts the 5 ms refractory period from the spike (silent for 49 further steps), which is
+neurosim's ``refractory_steps = 49``. The graph needs one input to know T: an unconnected input
+``ext`` of shape (1,) fed with zeros.
+
+Plain PyTorch reference: the same equations in one loop over 4000 neurons, propagation by
+summing the rows of dense ``[source, 4000]`` weight tables of the neurons that spiked.
+
+Brian2: the numpy target, and the cython target when a C compiler works. The first run in a
+process includes code generation (and for cython, compilation into a fresh cache folder in full
+runs): it is reported apart as ``compile+1st run``; the timed runs ``restore()`` the stored
+initial network and run it again.
+Run: ``python -m benchmarks.bench_coba [--quick] [--repeats N] [--out file.json]``.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+import torch
+
+from benchmarks.common import Case, Prepared, bench_main
+
+WORKLOAD = "coba"
+TARGET = None
+
+
+def defaults(quick: bool = False) -> dict:
+    cfg = dict(n_exc=3200, n_inh=800, p_connect=0.02, duration=1.0, dt=1e-4,
+               tau_mem=20e-3, tau_exc=5e-3, tau_inh=10e-3, v_threshold=-50e-3, v_reset=-60e-3,
+               v_leak=-60e-3, e_exc=0.0, e_inh=-80e-3, we=0.6, wi=6.7, refractory=5e-3,
+               fresh_cython_cache=True, warmup=1, repeats=4, rounds=1)
+    if quick:
+        cfg.update(duration=0.05, fresh_cython_cache=False, warmup=0, repeats=1)
+    return cfg
+
+
+def steps(cfg) -> int:
+    return int(round(cfg["duration"] / cfg["dt"]))
+
+
+def refractory_steps(cfg) -> int:
+    """Brian2's refractory period counted from the spike -> neurosim's silent steps after it."""
+    return int(round(cfg["refractory"] / cfg["dt"])) - 1
+
+
+def make_network(cfg):
+    """Connectivity and initial state shared by every simulator (numpy, seeded).
+
+    Returns dict with ``exc_pre, exc_post`` (synapses from excitatory neuron ``pre`` in
+    [0, n_exc) onto neuron ``post`` in [0, N)), ``inh_pre, inh_post`` (``pre`` in [0, n_inh),
+    counted within the inhibitory group) and the initial ``v`` [V], ``ge``, ``gi`` (float64, [N])."""
+    rng = np.random.default_rng(cfg["seed"])
+    n_exc, n_inh = cfg["n_exc"], cfg["n_inh"]
+    n = n_exc + n_inh
+    net = {}
+    for name, n_src in (("exc", n_exc), ("inh", n_inh)):
+        pres, posts = [], []
+        chunk = 400
+        for start in range(0, n_src, chunk):
+            rows = min(chunk, n_src - start)
+            pre, post = np.nonzero(rng.random((rows, n)) < cfg["p_connect"])
+            pres.append(pre + start)
+            posts.append(post)
+        net[f"{name}_pre"] = np.concatenate(pres).astype(np.int64)
+        net[f"{name}_post"] = np.concatenate(posts).astype(np.int64)
+    net["v"] = cfg["v_leak"] + (rng.standard_normal(n) * 5.0 - 5.0) * 1e-3
+    net["ge"] = rng.standard_normal(n) * 1.5 + 4.0
+    net["gi"] = rng.standard_normal(n) * 12.0 + 20.0
+    return net
+
+
+def rates(spikes_exc, spikes_inh, cfg) -> dict:
+    """Mean firing rates [Hz] from spike counts."""
+    dur = cfg["duration"]
+    return {"rate_exc_hz": spikes_exc / cfg["n_exc"] / dur, "rate_inh_hz": spikes_inh / cfg["n_inh"] / dur,
+            "rate_hz": (spikes_exc + spikes_inh) / (cfg["n_exc"] + cfg["n_inh"]) / dur,
+            "spikes": spikes_exc + spikes_inh}
+
+
+# ---------------------------------------------------------------------------- neurosim
+def coba_params(cfg):
+    import neurosim as ns
+    return ns.CobaLIFParams(tau_mem=cfg["tau_mem"], tau_syn_exc=cfg["tau_exc"], tau_syn_inh=cfg["tau_inh"],
+                            v_leak=cfg["v_leak"], v_threshold=cfg["v_threshold"], v_reset=cfg["v_reset"],
+                            e_exc=cfg["e_exc"], e_inh=cfg["e_inh"], g_leak=1.0, integration="euler",
+                            reset="value", refractory_steps=refractory_steps(cfg), input_same_step=True)
+
+
+def make_neurosim(cfg, net):
+    """(simulator, initial NetworkState, zero input [T, 1, 1]) of the two-population COBA graph."""
+    import neurosim as ns
+    n_exc, n_inh = cfg["n_exc"], cfg["n_inh"]
+    sizes = {"exc": n_exc, "inh": n_inh}
+    params = coba_params(cfg)
+    g = ns.Graph().add_input("ext", 1)
+    g.add("exc", ns.Population("coba_lif", n_exc, params))
+    g.add("inh", ns.Population("coba_lif", n_inh, params))
+    for src, weight in (("exc", cfg["we"]), ("inh", cfg["wi"])):
+        pre, post = net[f"{src}_pre"], net[f"{src}_post"]
+        for tgt, lo in (("exc", 0), ("inh", n_exc)):
+            keep = (post >= lo) & (post < lo + sizes[tgt])
+            proj = ns.Sparse(sizes[src], sizes[tgt], pre=torch.from_numpy(pre[keep]),
+                             post=torch.from_numpy(post[keep] - lo), weight=float(weight))
+            name = f"{src}_to_{tgt}"
+            g.add(name, proj)
+            g.connect(src, name, back=True)     # x[t] = W s[t-1]
+            g.connect(name, tgt, port=src)      # "exc" or "inh" conductance port
+    sim = ns.Simulator(g, dt=cfg["dt"])
+    state = sim.initial_state(1)
+    nodes = dict(state.nodes)
+    for name, sl in (("exc", slice(0, n_exc)), ("inh", slice(n_exc, n_exc + n_inh))):
+        st = nodes[name]
+        nodes[name] = st._replace(v=_row(net["v"][sl]), g_exc=_row(net["ge"][sl]), g_inh=_row(net["gi"][sl]))
+    state = type(state)(nodes, state.previous)
+    ext = torch.zeros(steps(cfg), 1, 1)
+    return sim, state, ext
+
+
+def _row(a):
+    return torch.as_tensor(a, dtype=torch.float32).reshape(1, -1).clone()
+
+
+def run_neurosim(sim, state, ext):
+    """Spike trains ``(exc [T, n_exc], inh [T, n_inh])`` of one run from ``state``."""
+    with torch.no_grad():
+        out = sim.run(ext, state=state).outputs
+    return out["exc"][:, 0], out["inh"][:, 0]
+
+
+def _neurosim_build(cfg, meter):
+    net = make_network(cfg)
+    import neurosim  # noqa: F401  (import before the memory baseline)
+    meter.start()
+    sim, state, ext = make_neurosim(cfg, net)
+    last = {}
+
+    def run():
+        last["out"] = run_neurosim(sim, state, ext)
+
+    def info():
+        se, si = last["out"]
+        return rates(float(se.sum()), float(si.sum()), cfg)
+    return Prepared(run=run, info=info)
+
+
+# ---------------------------------------------------------------------------- plain PyTorch
+def make_torch_reference(cfg, net):
+    """State and dense propagation tables of the plain-PyTorch COBA loop."""
+    n = cfg["n_exc"] + cfg["n_inh"]
+    w_exc = torch.zeros(cfg["n_exc"], n)
+    w_exc.index_put_((torch.from_numpy(net["exc_pre"]), torch.from_numpy(net["exc_post"])),
+                     torch.tensor(float(cfg["we"])), accumulate=True)
+    w_inh = torch.zeros(cfg["n_inh"], n)
+    w_inh.index_put_((torch.from_numpy(net["inh_pre"]), torch.from_numpy(net["inh_post"])),
+                     torch.tensor(float(cfg["wi"])), accumulate=True)
+    init = {k: torch.as_tensor(net[k], dtype=torch.float32) for k in ("v", "ge", "gi")}
+    return w_exc, w_inh, init
+
+
+def torch_reference_loop(cfg, w_exc, w_inh, init, n_steps=None):
+    """The COBA network in one plain loop (same arithmetic as neurosim's coba_lif_step, euler).
+    Returns spikes [T, N] (excitatory neurons first)."""
+    n_exc = cfg["n_exc"]
+    n_steps = steps(cfg) if n_steps is None else n_steps
+    dt = cfg["dt"]
+    a_e, a_i = 1.0 - dt / cfg["tau_exc"], 1.0 - dt / cfg["tau_inh"]
+    k = dt / cfg["tau_mem"]
+    v_leak, v_th, v_reset = cfg["v_leak"], cfg["v_threshold"], cfg["v_reset"]
+    e_exc, e_inh = cfg["e_exc"], cfg["e_inh"]
+    n_ref = float(refractory_steps(cfg))
+    v, ge, gi = init["v"].clone(), init["ge"].clone(), init["gi"].clone()
+    ref = torch.zeros_like(v)
+    s = torch.zeros_like(v)
+    out = torch.empty(n_steps, v.numel())
+    for t in range(n_steps):
+        active = s.nonzero().squeeze(1)
+        act_e, act_i = active[active < n_exc], active[active >= n_exc] - n_exc
+        ge = ge * a_e + w_exc.index_select(0, act_e).sum(0)
+        gi = gi * a_i + w_inh.index_select(0, act_i).sum(0)
+        total = 1.0 + ge + gi
+        drive = v_leak + ge * e_exc + gi * e_inh
+        v_new = v + (drive - total * v) * k
+        free = ref <= 0
+        v_new = torch.where(free, v_new, v)
+        s = (v_new - v_th > 0).to(v.dtype) * free
+        ref = torch.where(s > 0, torch.full_like(ref, n_ref), (ref - 1).clamp_(min=0))
+        v = v_new * (1.0 - s) + s * v_reset
+        out[t] = s
+    return out
+
+
+def _torch_build(cfg, meter):
+    net = make_network(cfg)
+    meter.start()
+    w_exc, w_inh, init = make_torch_reference(cfg, net)
+    last = {}
+
+    def run():
+        with torch.no_grad():
+            last["out"] = torch_reference_loop(cfg, w_exc, w_inh, init)
+
+    def info():
+        out, n_exc = last["out"], cfg["n_exc"]
+        return rates(float(out[:, :n_exc].sum()), float(out[:, n_exc:].sum()), cfg)
+    return Prepared(run=run, info=info)
+
+
+# ---------------------------------------------------------------------------- Brian2
+BRIAN2_EQS = """
+dv/dt  = (ge * (Ee - v) + gi * (Ei - v) - (v - El)) / taum : volt (unless refractory)
+dge/dt = -ge / taue : 1
+dgi/dt = -gi / taui : 1
+"""
+
+
+def make_brian2(cfg, net, target: str):
+    """The Brian2 network (``Network`` with a SpikeMonitor), stored at its initial state."""
+    import brian2 as b2
+    b2.prefs.codegen.target = target
+    b2.defaultclock.dt = cfg["dt"] * b2.second
+    ns = {"taum": cfg["tau_mem"] * b2.second, "taue": cfg["tau_exc"] * b2.second,
+          "taui": cfg["tau_inh"] * b2.second, "Vt": cfg["v_threshold"] * b2.volt,
+          "Vr": cfg["v_reset"] * b2.volt, "El": cfg["v_leak"] * b2.volt, "Ee": cfg["e_exc"] * b2.volt,
+          "Ei": cfg["e_inh"] * b2.volt, "we": cfg["we"], "wi": cfg["wi"]}
+    n_exc, n_inh = cfg["n_exc"], cfg["n_inh"]
+    P = b2.NeuronGroup(n_exc + n_inh, BRIAN2_EQS, threshold="v > Vt", reset="v = Vr",
+                       refractory=cfg["refractory"] * b2.second, method="euler", namespace=ns, name="P")
+    P.v = net["v"] * b2.volt
+    P.ge = net["ge"]
+    P.gi = net["gi"]
+    Ce = b2.Synapses(P, P, on_pre="ge += we", namespace=ns, name="Ce")
+    Ce.connect(i=net["exc_pre"], j=net["exc_post"])
+    Ci = b2.Synapses(P, P, on_pre="gi += wi", namespace=ns, name="Ci")
+    Ci.connect(i=net["inh_pre"] + n_exc, j=net["inh_post"])
+    mon = b2.SpikeMonitor(P, name="spikes")
+    network = b2.Network(P, Ce, Ci, mon)
+    network.store("initial")
+    return network, mon
+
+
+def _brian2_build(target):
+    def build(cfg, meter):
+        net = make_network(cfg)
+        import brian2 as b2
+        if target == "cython":
+            _check_cython(b2)
+            if cfg.get("fresh_cython_cache"):   # compile from scratch: an honest compile time
+                b2.prefs.codegen.runtime.cython.cache_dir = tempfile.mkdtemp(prefix="bench_coba_cython_")
+        meter.start()
+        network, mon = make_brian2(cfg, net, target)
+        duration = cfg["duration"] * b2.second
+        n_exc = cfg["n_exc"]
+        last = {}
+
+        def run():
+            network.restore("initial")
+            network.run(duration)
+            i = np.asarray(mon.i)
+            last["counts"] = (int((i < n_exc).sum()), int((i >= n_exc).sum()))
+
+        def timed(warmup, repeats):
+            t0 = time.perf_counter()
+            run()                                  # code generation (+ compilation) and one run
+            first = time.perf_counter() - t0
+            for _ in range(max(0, warmup - 1)):
+                run()
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                run()
+                times.append(time.perf_counter() - t0)
+            return {"times": times, "compile_s": first}
+
+        def info():
+            ce, ci = last["counts"]
+            d = rates(ce, ci, cfg)
+            d["target"] = target
+            return d
+        return Prepared(run=run, info=info, timed=timed)
+    return build
+
+
+def _check_cython(b2):
+    """Raise with a clear message when Cython or a C compiler is missing (the case then fails)."""
+    import shutil
+    import Cython  # noqa: F401
+    if not (shutil.which("gcc") or shutil.which("cc")):
+        raise RuntimeError("no C compiler (gcc/cc) found: Brian2's cython target cannot run")
+
+
+CASES = {
+    "neurosim": Case("neurosim", _neurosim_build, "neurosim"),
+    "brian2_numpy": Case("peer", _brian2_build("numpy"), "Brian2 numpy"),
+    "brian2_cython": Case("peer", _brian2_build("cython"), "Brian2 cython"),
+    "torch": Case("reference", _torch_build, "plain PyTorch loop"),
+}
+
+
+if __name__ == "__main__":
+    bench_main("benchmarks.bench_coba")

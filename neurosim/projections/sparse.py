@@ -1,0 +1,431 @@
+"""Sparse projection: an explicit list of synapses, propagated event by event at inference.
+
+    y[b, j] = sum_{k : post[k] = j} w[k] x[b, pre[k]]   (+ bias[j])
+
+Synapse ``k`` connects presynaptic neuron ``pre[k]`` to postsynaptic neuron ``post[k]`` with
+weight ``w[k]`` (an ``nn.Parameter`` over the ``nnz`` synapses only, in the units of the
+projection's output per unit of input). Repeated ``(pre, post)`` pairs are separate synapses
+whose effects add. The synapses are stored sorted by presynaptic neuron (CSR rows ``row_ptr``),
+so the synapses of neuron ``i`` are ``row_ptr[i] : row_ptr[i + 1]``.
+
+Two propagation paths give the same result up to float summation order (tested):
+
+* dense path (training, autograd on, or dense input): a CSR sparse-matrix product
+  ``y = x A^T`` with ``A`` the ``[out, in]`` matrix; its backward gives ``dL/dx = g A`` and
+  ``dL/dw[k] = sum_b g[b, post[k]] x[b, pre[k]]`` (a sampled dense-dense product), so the weight
+  gradient exists only on existing synapses and costs O(batch x nnz).
+* event path (inference, sparse input): only the synapses of the active presynaptic neurons are
+  gathered (from a padded per-neuron table, or CSR segments when fan-outs are very uneven) and
+  scattered into the output with one ``index_add``: cost O(active inputs x fan-out).
+
+Construction: from COO lists ``Sparse(in, out, pre, post, weight)``, from a boolean ``mask``
+``[out, in]``, from a dense matrix (:meth:`Sparse.from_dense`) or at random with connection
+probability ``p`` (:meth:`Sparse.random`, reproducible with ``seed`` or a ``torch.Generator``).
+Optional integer ``delay`` (steps, one value or one per synapse): see
+:mod:`neurosim.projections.delay`.
+
+Shapes: ``step`` takes ``[batch, in_features]`` and returns ``[batch, out_features]``;
+``forward_sequence`` takes ``[T, batch, in]`` in one propagation.
+
+Example::
+
+    >>> fc = Sparse.random(4000, 4000, p=0.02, weight=0.6, seed=1, allow_autapses=False)
+    >>> fc = Sparse(3, 2, pre=[0, 2, 1], post=[1, 1, 0], weight=[0.5, -1.0, 2.0], delay=[0, 2, 1])
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Callable, NamedTuple, Optional, Union
+
+import torch
+from torch import nn
+
+from ..node import Node
+from .delay import DelayedProjection, DelayState
+
+__all__ = ["Sparse", "sparse_linear"]
+
+#: the padded per-neuron table is used when it holds at most this many times nnz entries
+_ELL_MAX_PADDING = 2.0
+
+
+class _Structure(NamedTuple):
+    """Index tensors of a synapse set with ``R`` output rows (``R = G * out`` with G delay groups)."""
+
+    in_features: int
+    rows_total: int
+    row_ptr: torch.Tensor      # [in + 1] CSR by presynaptic neuron (the stored order)
+    rows: torch.Tensor         # [nnz] output row of each synapse
+    crow_by_row: torch.Tensor  # [R + 1] CSR by output row
+    col_by_row: torch.Tensor   # [nnz] presynaptic neuron, in output-row order
+    perm_by_row: torch.Tensor  # [nnz] stored index of the synapses in output-row order
+
+
+def _csr(crow, col, values, shape):
+    with warnings.catch_warnings():     # "Sparse CSR tensor support is in beta" (once per process)
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+
+
+class _SparseLinearFn(torch.autograd.Function):
+    """``y = x A^T`` for the sparse ``A [R, in]`` with values ``w``; differentiable in x and w."""
+
+    @staticmethod
+    def forward(ctx, x, w, s: _Structure):
+        a = _csr(s.crow_by_row, s.col_by_row, w[s.perm_by_row], (s.rows_total, s.in_features))
+        ctx.save_for_backward(x, w)
+        ctx.structure = s
+        return (a @ x.t()).t().contiguous()
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        s = ctx.structure
+        g = g.contiguous()
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:     # dL/dx = g A = (A^T g^T)^T, A^T in the stored (pre) order
+            at = _csr(s.row_ptr, s.rows, w, (s.in_features, s.rows_total))
+            grad_x = (at @ g.t()).t()
+        if ctx.needs_input_grad[1]:     # dL/dw[k] = sum_b x[b, pre[k]] g[b, row[k]]
+            pattern = _csr(s.row_ptr, s.rows, torch.zeros_like(w), (s.in_features, s.rows_total))
+            grad_w = torch.sparse.sampled_addmm(pattern, x.t(), g, beta=0.0).values()
+        return grad_x, grad_w, None
+
+
+def sparse_linear(x: torch.Tensor, weight: torch.Tensor, structure: _Structure) -> torch.Tensor:
+    """``[N, in] -> [N, R]`` through the synapses of ``structure`` (autograd in x and weight)."""
+    return _SparseLinearFn.apply(x, weight, structure)
+
+
+def _as_index(values, name: str, where: str) -> torch.Tensor:
+    t = torch.as_tensor(values)
+    if t.dim() != 1:
+        raise ValueError(f"{where}: {name} must be a 1-D list of neuron indices, got shape {tuple(t.shape)}")
+    if t.dtype == torch.bool or t.is_complex() or (t.is_floating_point() and not bool((t == t.round()).all())):
+        raise TypeError(f"{where}: {name} must hold integer neuron indices, got dtype {t.dtype}")
+    return t.detach().to(torch.long).cpu()
+
+
+def _check_range(idx: torch.Tensor, n: int, name: str, where: str) -> None:
+    bad = (idx < 0) | (idx >= n)
+    if bool(bad.any()):
+        k = int(bad.nonzero()[0, 0])
+        raise IndexError(f"{where}: {name}[{k}] = {int(idx[k])} is out of range for {n} neurons "
+                         f"(valid: 0 .. {n - 1}); {int(bad.sum())} bad index(es)")
+
+
+def _per_synapse(value, nnz: int, dense_at, name: str, where: str):
+    """None, a scalar, a ``[nnz]`` tensor, or (``dense_at = (post, pre, shape)`` from a mask) a
+    dense ``[out, in]`` tensor read at the synapses."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    t = torch.as_tensor(value)
+    if t.dim() == 0:
+        return t.item()
+    if dense_at is not None and t.dim() == 2:
+        post, pre, shape = dense_at
+        if tuple(t.shape) != shape:
+            raise ValueError(f"{where}: a dense {name} must have shape (out, in) = {shape}, got {tuple(t.shape)}")
+        return t.detach().cpu()[post, pre]
+    if tuple(t.shape) != (nnz,):
+        raise ValueError(f"{where}: {name} must be a scalar or have one value per synapse ({nnz},), "
+                         f"got shape {tuple(t.shape)}")
+    return t.detach().cpu()
+
+
+class Sparse(DelayedProjection, Node):
+    """Sparse projection ``in_features -> out_features`` over explicit synapses (see module doc).
+
+    Args: ``pre``, ``post``: COO lists (same length nnz) of pre- and postsynaptic indices, or
+    ``mask``: a boolean ``[out, in]`` matrix (synapses where True, in row-major order).
+    ``weight``: None (uniform in +-1/sqrt(mean fan-in)), a scalar, one value per synapse in the
+    order given, or (with ``mask``) a dense ``[out, in]`` matrix read at the mask. ``delay``:
+    int steps, or one per synapse (or ``[out, in]`` with ``mask``). ``event_driven`` and
+    ``event_threshold`` as in :class:`Dense`. The synapses are reordered by presynaptic neuron:
+    ``pre``, ``post`` and ``weight`` attributes give the stored order; ``to_dense()`` the matrix.
+
+    count_ops: ``synops`` = sum over active (non-zero) inputs of their fan-out (the synapses the
+    event path touches), ``macs`` = rows x nnz (the multiply-adds of the sparse matrix product that
+    ignores input activity; the dense equivalent would be rows x in x out)."""
+
+    stateless = True
+
+    def __init__(self, in_features: int, out_features: int, pre=None, post=None, weight=None, *,
+                 mask=None, delay=0, bias: bool = False, event_driven="auto", event_threshold: float = 0.05):
+        where = "Sparse"
+        for name, n in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+                raise ValueError(f"{where}: {name} must be a positive int, got {n!r}")
+        super().__init__({"input": (in_features,)}, (out_features,))
+        if event_driven not in ("auto", True, False):
+            raise ValueError(f"{where}.event_driven must be 'auto', True or False, got {event_driven!r}")
+        if not 0.0 <= float(event_threshold) <= 1.0:
+            raise ValueError(f"{where}.event_threshold must be in [0, 1], got {event_threshold!r}")
+        self.in_features, self.out_features = in_features, out_features
+        self.event_driven, self.event_threshold = event_driven, float(event_threshold)
+
+        dense_at = None
+        if mask is not None:
+            if pre is not None or post is not None:
+                raise ValueError(f"{where}: give either pre/post lists or a mask, not both")
+            mask = torch.as_tensor(mask)
+            if tuple(mask.shape) != (out_features, in_features):
+                raise ValueError(f"{where}: mask must have shape (out, in) = {(out_features, in_features)}, "
+                                 f"got {tuple(mask.shape)}")
+            post_i, pre_i = (mask != 0).detach().cpu().nonzero(as_tuple=True)
+            dense_at = (post_i, pre_i, (out_features, in_features))
+        else:
+            if pre is None or post is None:
+                raise ValueError(f"{where}: give the synapses as pre=..., post=... (COO) or mask=[out, in]")
+            pre_i, post_i = _as_index(pre, "pre", where), _as_index(post, "post", where)
+            if pre_i.numel() != post_i.numel():
+                raise ValueError(f"{where}: pre and post must have the same length, got {pre_i.numel()} "
+                                 f"and {post_i.numel()}")
+        _check_range(pre_i, in_features, "pre", where)
+        _check_range(post_i, out_features, "post", where)
+        nnz = pre_i.numel()
+        weight = _per_synapse(weight, nnz, dense_at, "weight", where)
+        delay = _per_synapse(delay, nnz, dense_at, "delay", where)
+
+        # stored order: by presynaptic neuron, then postsynaptic (stable for repeated pairs)
+        order = torch.argsort(pre_i * out_features + post_i, stable=True)
+        pre_i, post_i = pre_i[order], post_i[order]
+        if isinstance(delay, torch.Tensor):
+            delay = delay[order]
+        self._setup_delays(delay, (nnz,), f"{where}.delay")
+        groups = 1 if self.delays is None else self.delays.groups
+        rows = post_i if groups == 1 else self.delays.group * out_features + post_i
+        fan_out = torch.bincount(pre_i, minlength=in_features)
+        row_ptr = torch.zeros(in_features + 1, dtype=torch.long)
+        row_ptr[1:] = fan_out.cumsum(0)
+        self.register_buffer("pre", pre_i)
+        self.register_buffer("post", post_i)
+        self.register_buffer("row_ptr", row_ptr, persistent=False)
+        self.register_buffer("fan_out", fan_out, persistent=False)
+        self.register_buffer("_rows", rows, persistent=False)
+        # delay * out + post: each synapse's target in a [max_delay + 1, out] table of arrival slots
+        if self.delays is None:
+            delay_of = torch.zeros_like(post_i)
+        elif groups > 1:
+            delay_of = torch.as_tensor(self.delays.values)[self.delays.group]
+        else:
+            delay_of = torch.full_like(post_i, self.delays.values[0])
+        slots = delay_of * out_features + post_i
+        self.register_buffer("_slots", slots, persistent=False)
+        by_row = torch.argsort(rows * in_features + pre_i, stable=True)
+        crow = torch.zeros(groups * out_features + 1, dtype=torch.long)
+        crow[1:] = torch.bincount(rows, minlength=groups * out_features).cumsum(0)
+        self.register_buffer("_perm_by_row", by_row, persistent=False)
+        self.register_buffer("_crow_by_row", crow, persistent=False)
+        self.register_buffer("_col_by_row", pre_i[by_row], persistent=False)
+        self._rows_total = groups * out_features
+        self._max_fan_out = int(fan_out.max()) if nnz else 0
+        self._use_ell = in_features * self._max_fan_out <= _ELL_MAX_PADDING * nnz + 1024
+
+        self.weight = nn.Parameter(torch.empty(nnz))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.reset_parameters()
+        if weight is not None:
+            with torch.no_grad():
+                if isinstance(weight, torch.Tensor):
+                    weight = weight.to(torch.float32)
+                    if not bool(torch.isfinite(weight).all()):
+                        raise ValueError(f"{where}: weights must be finite")
+                    self.weight.copy_(weight[order])
+                else:
+                    if not math.isfinite(weight):
+                        raise ValueError(f"{where}: weight must be finite, got {weight!r}")
+                    self.weight.fill_(float(weight))
+        self._ell_cache = (None, None)
+
+    # ------------------------------------------------------------------ construction helpers
+    @classmethod
+    def from_dense(cls, weight: torch.Tensor, mask=None, **kwargs) -> "Sparse":
+        """Synapses at the non-zeros of ``weight [out, in]`` (or where ``mask`` is True), with
+        their values from ``weight``."""
+        weight = torch.as_tensor(weight)
+        if weight.dim() != 2:
+            raise ValueError(f"Sparse.from_dense: weight must be [out, in], got shape {tuple(weight.shape)}")
+        out_f, in_f = weight.shape
+        return cls(in_f, out_f, mask=(weight != 0) if mask is None else mask, weight=weight, **kwargs)
+
+    @classmethod
+    def random(cls, in_features: int, out_features: int, p: float,
+               weight: Union[None, float, Callable] = None, delay: Union[int, Callable] = 0,
+               seed: Optional[int] = None, generator: Optional[torch.Generator] = None,
+               allow_autapses: bool = True, **kwargs) -> "Sparse":
+        """Each of the ``in x out`` possible synapses exists independently with probability ``p``.
+
+        ``weight``/``delay``: a scalar, or a callable ``f(nnz, generator) -> [nnz] tensor`` (e.g.
+        ``lambda n, g: 0.1 * torch.rand(n, generator=g)``). ``seed`` or ``generator`` make the
+        draw reproducible (``seed`` creates a fresh generator). ``allow_autapses=False`` removes
+        the synapses ``i -> i`` (only meaningful when ``in_features == out_features``).
+        Expected nnz = p x in x out."""
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"Sparse.random: connection probability p must be in [0, 1], got {p!r}")
+        for name, n in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+                raise ValueError(f"Sparse.random: {name} must be a positive int, got {n!r}")
+        if not allow_autapses and in_features != out_features:
+            raise ValueError("Sparse.random: allow_autapses=False needs in_features == out_features "
+                             f"(a population onto itself), got {in_features} -> {out_features}")
+        if generator is None:
+            generator = torch.Generator()
+            if seed is not None:
+                generator.manual_seed(int(seed))
+            else:
+                generator.seed()
+        elif seed is not None:
+            raise ValueError("Sparse.random: give seed or generator, not both")
+        chunk = max(1, (1 << 22) // in_features)     # rows drawn per call (bounded memory)
+        posts, pres = [], []
+        for start in range(0, out_features, chunk):
+            rows = min(chunk, out_features - start)
+            m = torch.rand(rows, in_features, generator=generator) < p
+            if not allow_autapses:
+                idx = torch.arange(start, start + rows)
+                m[idx - start, idx] = False
+            j, i = m.nonzero(as_tuple=True)
+            posts.append(j + start)
+            pres.append(i)
+        post, pre = torch.cat(posts), torch.cat(pres)
+        nnz = pre.numel()
+        if callable(weight):
+            weight = weight(nnz, generator)
+        if callable(delay):
+            delay = delay(nnz, generator)
+        return cls(in_features, out_features, pre=pre, post=post, weight=weight, delay=delay, **kwargs)
+
+    def reset_parameters(self):
+        """Weights uniform in +-1/sqrt(mean fan-in) (mean fan-in = nnz / out); bias zero."""
+        fan_in = max(1.0, self.weight.numel() / self.out_features)
+        bound = 1.0 / math.sqrt(fan_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def nnz(self) -> int:
+        """Number of synapses."""
+        return self.weight.numel()
+
+    def to_dense(self) -> torch.Tensor:
+        """The ``[out, in]`` weight matrix (repeated pairs summed; delays ignored), differentiable."""
+        dense = self.weight.new_zeros(self.out_features, self.in_features)
+        return dense.index_put((self.post, self.pre), self.weight, accumulate=True)
+
+    def mask(self) -> torch.Tensor:
+        """Boolean ``[out, in]``: True where at least one synapse exists."""
+        m = torch.zeros(self.out_features, self.in_features, dtype=torch.bool, device=self.pre.device)
+        m[self.post, self.pre] = True
+        return m
+
+    def structure(self) -> _Structure:
+        return _Structure(self.in_features, self._rows_total, self.row_ptr, self._rows,
+                          self._crow_by_row, self._col_by_row, self._perm_by_row)
+
+    # ------------------------------------------------------------------ propagation
+    def use_event_path(self, x: torch.Tensor) -> bool:
+        """Event-driven only without autograd; in ``"auto"`` mode only for sparse input."""
+        if self.event_driven is False or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)):
+            return False
+        if self.event_driven is True:
+            return True
+        return float(torch.count_nonzero(x)) < self.event_threshold * x.numel()
+
+    def _ell(self, table: str):
+        """Padded per-presynaptic-neuron tables ``(weights [in, K], targets [in, K])``, K = the
+        largest fan-out, ``targets`` read from the per-synapse ``table`` (``"_rows"`` or
+        ``"_slots"``); padding has weight 0 and target 0. Cached until the weight changes."""
+        w = self.weight
+        key = (w.data_ptr(), w._version, w.device, w.dtype)
+        if self._ell_cache[0] != key:
+            self._ell_cache = (key, {})
+        cache = self._ell_cache[1]
+        if table not in cache:
+            k, n_in = self._max_fan_out, self.in_features
+            if "_flat" not in cache:
+                slot = torch.arange(self.nnz, device=w.device) - self.row_ptr[self.pre]
+                cache["_flat"] = self.pre * k + slot
+                cache["_w"] = w.new_zeros(n_in * k).index_put_((cache["_flat"],), w.detach()).view(n_in, k)
+            targets = getattr(self, table)
+            cache[table] = targets.new_zeros(n_in * k).index_put_((cache["_flat"],), targets).view(n_in, k)
+        return cache["_w"], cache[table]
+
+    def _event_targets(self, x2d: torch.Tensor, table: str, stride: int):
+        """Flat ``(targets, values)`` of the synapses of the non-zero inputs: for input ``(b, i)``
+        and each synapse ``k`` of ``i``, ``target = b * stride + table[k]``, ``value = x[b, i] w[k]``."""
+        if x2d.shape[0] == 1:
+            flat = x2d.reshape(-1)
+            cols = torch.nonzero(flat).view(-1)
+            vals, batch_idx = flat.index_select(0, cols), None
+        else:
+            batch_idx, cols = x2d.nonzero(as_tuple=True)
+            vals = x2d[batch_idx, cols]
+        vals = vals.to(self.weight.dtype)
+        if self._use_ell:
+            ell_w, ell_t = self._ell(table)
+            w = ell_w.index_select(0, cols) * vals.unsqueeze(1)
+            target = ell_t.index_select(0, cols)
+            if batch_idx is not None:
+                target = target + (batch_idx * stride).unsqueeze(1)
+        else:                                   # CSR segments row_ptr[i] : row_ptr[i + 1]
+            counts = self.fan_out.index_select(0, cols)
+            seg = torch.repeat_interleave(counts)                  # active input of each synapse
+            starts = self.row_ptr.index_select(0, cols) - (counts.cumsum(0) - counts)
+            pos = torch.arange(seg.numel(), device=x2d.device) + starts.index_select(0, seg)
+            w = self.weight.detach().index_select(0, pos) * vals.index_select(0, seg)
+            target = getattr(self, table).index_select(0, pos)
+            if batch_idx is not None:
+                target = target + batch_idx.index_select(0, seg) * stride
+        return target.reshape(-1), w.reshape(-1)
+
+    def event_propagate(self, x2d: torch.Tensor) -> torch.Tensor:
+        """``[N, in] -> [N, R]`` gathering only the synapses of non-zero inputs (no autograd;
+        ``R = G * out`` with G delay groups). Cost: nnz(x) x max fan-out (padded table) or
+        nnz(x) x fan-out (CSR segments, used when fan-outs are very uneven)."""
+        n, r = x2d.shape[0], self._rows_total
+        target, w = self._event_targets(x2d, "_rows", r)
+        return torch.zeros(n * r, dtype=w.dtype, device=x2d.device).index_add_(0, target, w).view(n, r)
+
+    def step(self, x, state, dt: float):
+        """One step ``[batch, in] -> [batch, out]``; with delays and the event path, the synapses of
+        the active inputs are scattered straight into the delay buffer (slot = delay)."""
+        if self.delays is None or not self.use_event_path(x):
+            return super().step(x, state, dt)
+        if state is None:
+            state = self.initial_state(x.shape[0], x.device, self.weight.dtype)
+        buf = state.buffer                                  # [D, B, out]
+        b, out = buf.shape[1], self.out_features
+        work = torch.cat([buf.transpose(0, 1), buf.new_zeros(b, 1, out)], 1)    # [B, D + 1, out]
+        target, w = self._event_targets(x, "_slots", work.shape[1] * out)
+        work.view(-1).index_add_(0, target, w.to(work.dtype))
+        y = work[:, 0]
+        return (y if self.bias is None else y + self.bias), DelayState(work[:, 1:].transpose(0, 1))
+
+    def _rows_out(self, x2d: torch.Tensor) -> torch.Tensor:
+        if self.use_event_path(x2d):
+            return self.event_propagate(x2d)
+        return sparse_linear(x2d, self.weight, self.structure())
+
+    def propagate(self, x2d: torch.Tensor) -> torch.Tensor:
+        """Undelayed ``[N, in] -> [N, out]`` (with bias)."""
+        y = self._rows_out(x2d)
+        return y if self.bias is None else y + self.bias
+
+    def _grouped(self, x2d: torch.Tensor) -> torch.Tensor:
+        groups = 1 if self.delays is None else self.delays.groups
+        return self._rows_out(x2d).view(x2d.shape[0], groups, self.out_features)
+
+    def count_ops(self, x, output):
+        """synops = sum over non-zero inputs of their fan-out; macs = rows x nnz."""
+        x2 = x.detach().reshape(-1, self.in_features)
+        active = torch.count_nonzero(x2, dim=0)
+        return {"synops": (active * self.fan_out).sum(),
+                "macs": torch.tensor(x2.shape[0] * self.nnz)}
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_features} -> {self.out_features}, nnz={self.nnz}, bias={self.bias is not None}, "
+                f"event_driven={self.event_driven}")

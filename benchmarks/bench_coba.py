@@ -35,7 +35,8 @@ inh->exc, inh->inh (port "inh", weight wi), each fed by a back-edge from its sou
 x[t] = W s[t-1], which with ``input_same_step=True`` is Brian2's schedule (state update with the
 conductances holding the spikes of the previous step, threshold, reset; spikes then propagated).
 Brian2 counts the 5 ms refractory period from the spike (silent for 49 further steps), which is
-neurosim's ``refractory_steps = 49``. The graph needs one input to know T: an unconnected input
+neurosim's ``refractory_steps = 49``. Brian2 integrates step 0 with the initial conductances as
+given; neurosim decays its state's conductances first, so its state starts from ge / a, gi / a. The graph needs one input to know T: an unconnected input
 ``ext`` of shape (1,) fed with zeros.
 
 Plain PyTorch reference: the same equations in one loop over 4000 neurons, propagation by
@@ -64,15 +65,16 @@ from benchmarks.common import Case, Prepared, bench_main
 
 WORKLOAD = "coba"
 TARGET = None
+WARM_STEPS = 200  # warm-up of the PyTorch-based cases: a short run, not the whole second
 
 
 def defaults(quick: bool = False) -> dict:
     cfg = dict(n_exc=3200, n_inh=800, p_connect=0.02, duration=1.0, dt=1e-4,
                tau_mem=20e-3, tau_exc=5e-3, tau_inh=10e-3, v_threshold=-50e-3, v_reset=-60e-3,
                v_leak=-60e-3, e_exc=0.0, e_inh=-80e-3, we=0.6, wi=6.7, refractory=5e-3,
-               fresh_cython_cache=True, warmup=1, repeats=4, rounds=1)
+               fresh_cython_cache=True, warmup=1, repeats=3, rounds=1)
     if quick:
-        cfg.update(duration=0.05, fresh_cython_cache=False, warmup=0, repeats=1)
+        cfg.update(duration=0.05, fresh_cython_cache=False, warmup=1, repeats=1)
     return cfg
 
 
@@ -150,12 +152,21 @@ def make_neurosim(cfg, net):
     sim = ns.Simulator(g, dt=cfg["dt"])
     state = sim.initial_state(1)
     nodes = dict(state.nodes)
+    ge, gi = initial_conductances(cfg, net)
     for name, sl in (("exc", slice(0, n_exc)), ("inh", slice(n_exc, n_exc + n_inh))):
         st = nodes[name]
-        nodes[name] = st._replace(v=_row(net["v"][sl]), g_exc=_row(net["ge"][sl]), g_inh=_row(net["gi"][sl]))
+        nodes[name] = st._replace(v=_row(net["v"][sl]), g_exc=_row(ge[sl]), g_inh=_row(gi[sl]))
     state = type(state)(nodes, state.previous)
     ext = torch.zeros(steps(cfg), 1, 1)
     return sim, state, ext
+
+
+def initial_conductances(cfg, net):
+    """Brian2's initial ge, gi as a neurosim state: Brian2 integrates v at step 0 with the values
+    it was given, neurosim with ``input_same_step=True`` with the state's conductances decayed
+    once (g[0] = g_state a + x[0]); so the state holds ge / a_exc and gi / a_inh."""
+    a_e, a_i = 1.0 - cfg["dt"] / cfg["tau_exc"], 1.0 - cfg["dt"] / cfg["tau_inh"]
+    return net["ge"] / a_e, net["gi"] / a_i
 
 
 def _row(a):
@@ -182,7 +193,8 @@ def _neurosim_build(cfg, meter):
     def info():
         se, si = last["out"]
         return rates(float(se.sum()), float(si.sum()), cfg)
-    return Prepared(run=run, info=info)
+    # warm-up: the first WARM_STEPS steps (fills the projections' caches), not a whole second
+    return Prepared(run=run, info=info, warm=lambda: run_neurosim(sim, state, ext[:WARM_STEPS]))
 
 
 # ---------------------------------------------------------------------------- plain PyTorch
@@ -195,7 +207,8 @@ def make_torch_reference(cfg, net):
     w_inh = torch.zeros(cfg["n_inh"], n)
     w_inh.index_put_((torch.from_numpy(net["inh_pre"]), torch.from_numpy(net["inh_post"])),
                      torch.tensor(float(cfg["wi"])), accumulate=True)
-    init = {k: torch.as_tensor(net[k], dtype=torch.float32) for k in ("v", "ge", "gi")}
+    ge, gi = initial_conductances(cfg, net)
+    init = {k: torch.as_tensor(a, dtype=torch.float32) for k, a in (("v", net["v"]), ("ge", ge), ("gi", gi))}
     return w_exc, w_inh, init
 
 
@@ -241,10 +254,14 @@ def _torch_build(cfg, meter):
         with torch.no_grad():
             last["out"] = torch_reference_loop(cfg, w_exc, w_inh, init)
 
+    def warm():
+        with torch.no_grad():
+            torch_reference_loop(cfg, w_exc, w_inh, init, n_steps=WARM_STEPS)
+
     def info():
         out, n_exc = last["out"], cfg["n_exc"]
         return rates(float(out[:, :n_exc].sum()), float(out[:, n_exc:].sum()), cfg)
-    return Prepared(run=run, info=info)
+    return Prepared(run=run, info=info, warm=warm)
 
 
 # ---------------------------------------------------------------------------- Brian2

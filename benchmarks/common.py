@@ -56,12 +56,15 @@ def default_threads() -> int:
 @dataclass
 class Prepared:
     """What a case's ``build`` returns: ``run()`` is one timed iteration; ``info()`` (called once
-    after timing) returns extra values for the report (spike rates, ...); ``timed`` lets a case
-    time itself (e.g. Brian2 reports its compile time apart) and return ``{"times": [...], ...}``."""
+    after timing) returns extra values for the report (spike rates, ...); ``warm()``, when given,
+    replaces ``run()`` in the warm-up iterations (e.g. a shorter simulation that fills the same
+    caches); ``timed`` lets a case time itself (e.g. Brian2 reports its compile time apart) and
+    return ``{"times": [...], ...}``."""
 
     run: Callable[[], Any]
     info: Optional[Callable[[], Dict[str, Any]]] = None
     timed: Optional[Callable[[int, int], Dict[str, Any]]] = None
+    warm: Optional[Callable[[], Any]] = None
 
 
 @dataclass
@@ -142,10 +145,12 @@ class MemoryMeter:
 
 
 # ---------------------------------------------------------------------------- timing
-def time_repeats(fn: Callable[[], Any], warmup: int, repeats: int) -> List[float]:
-    """``warmup`` untimed calls, then the wall time of each of ``repeats`` calls (seconds)."""
+def time_repeats(fn: Callable[[], Any], warmup: int, repeats: int,
+                 warm: Optional[Callable[[], Any]] = None) -> List[float]:
+    """``warmup`` untimed calls (of ``warm`` if given), then the wall time of each of ``repeats``
+    calls of ``fn`` (seconds)."""
     for _ in range(warmup):
-        fn()
+        (warm or fn)()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -186,7 +191,7 @@ def worker_main(module, lib: str, cfg: Dict[str, Any]) -> Dict[str, Any]:
         times = extra.pop("times")
     else:
         extra = {}
-        times = time_repeats(prepared.run, cfg["warmup"], cfg["repeats"])
+        times = time_repeats(prepared.run, cfg["warmup"], cfg["repeats"], prepared.warm)
     cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
     info = prepared.info() if prepared.info is not None else {}
     info.update(extra)

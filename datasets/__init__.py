@@ -1,6 +1,6 @@
 """neurosim.datasets: tonic-based event datasets, synthetic data and graph data, all read from a
 local root (nothing downloads at run time). Filled by later issues."""
 
-from .synthetic import RatePatterns, time_first_collate
+from .synthetic import RatePatterns
 
-__all__ = ["RatePatterns", "time_first_collate"]
+__all__ = ["RatePatterns"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["RatePatterns", "time_first_collate"]
+__all__ = ["RatePatterns"]
 
 
 class RatePatterns(Dataset):
@@ -52,8 +52,3 @@ class RatePatterns(Dataset):
     def __getitem__(self, index):
         return self.spikes[index], self.labels[index]
 
-
-def time_first_collate(batch):
-    """Collate ``[(x [T, ...], y), ...]`` into ``(x [T, batch, ...], y [batch])``."""
-    xs, ys = zip(*batch)
-    return torch.stack(xs, dim=1), torch.stack([torch.as_tensor(y) for y in ys])

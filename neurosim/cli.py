@@ -148,11 +148,11 @@ def train(config_path: str, out_dir: Optional[str] = None, epochs: Optional[int]
     """Train the config's network on built-in synthetic rate patterns; returns the metrics."""
     from torch.utils.data import DataLoader
 
-    from neurosim.datasets import RatePatterns, time_first_collate
+    from neurosim.datasets import RatePatterns
 
     from .config import ConfigError, build_graph, check_keys, load_config
     from .simulator import Simulator
-    from .training import Trainer, get_loss
+    from .training import Trainer, get_loss, time_first_collate
 
     config = load_config(config_path)
     dt, steps, _, seed = _run_settings(config, config_path)

@@ -123,7 +123,23 @@ class Simulator(nn.Module):
             steps.add(tuple(x.shape[:2]))
         if len(steps) != 1:
             raise ValueError(f"all inputs need the same [T, batch]; got {sorted(steps)}")
-        return inputs
+        dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.get_default_dtype())
+        return {name: x if x.is_floating_point() else x.to(dtype) for name, x in inputs.items()}
+
+    def _check_state(self, state: NetworkState, batch: int) -> None:
+        """The state must hold every node and match the inputs' batch size."""
+        if not isinstance(state, NetworkState):
+            raise TypeError(f"state must be a NetworkState (from initial_state or a previous run), got {type(state).__name__}")
+        missing = [n for n in self.order if n not in state.nodes] + [n for n in self.back_sources if n not in state.previous]
+        if missing:
+            raise ValueError(f"state has no entry for {missing}; was it made for another graph?")
+        for name, node_state in list(state.nodes.items()) + list(state.previous.items()):
+            tensors = [node_state] if isinstance(node_state, torch.Tensor) else [
+                t for t in (node_state or ()) if isinstance(t, torch.Tensor)]
+            for t in tensors[:1]:
+                if t.dim() == 0 or t.shape[0] != batch:
+                    raise ValueError(f"state of {name!r} has batch size {t.shape[0] if t.dim() else 0} "
+                                     f"but the inputs have batch size {batch}")
 
     # ------------------------------------------------------------------ running
     def run(self, inputs, state: Optional[NetworkState] = None, monitors: Iterable = (),
@@ -136,6 +152,8 @@ class Simulator(nn.Module):
         steps, batch = first.shape[:2]
         if state is None:
             state = self.initial_state(batch, first.device, first.dtype)
+        else:
+            self._check_state(state, batch)
         monitors = list(monitors)
         names = [m.name for m in monitors]
         if len(set(names)) != len(names) or len(set(map(id, monitors))) != len(monitors):

@@ -123,7 +123,10 @@ class SlayerExponential(Surrogate):
 
     def primitive(self, x):
         k = self.scale
-        return 0.5 + 0.5 * torch.sign(x) * (1.0 - torch.exp(-k * x.abs()))
+        # Laplace CDF written per side so that autograd's derivative at x = 0 is k/2, not 0
+        upper = 1.0 - 0.5 * torch.exp(-k * x.clamp(min=0.0))
+        lower = 0.5 * torch.exp(k * x.clamp(max=0.0))
+        return torch.where(x >= 0, upper, lower)
 
     def grad(self, x):
         k = self.scale

@@ -145,3 +145,19 @@ def test_op_counts_are_spikes_times_fan_out():
     for schedule in ("step", "layer"):
         again = ns.Simulator(g, schedule=schedule).run(x, count_ops=True)
         assert again.ops == result.ops
+
+
+def test_state_must_match_the_inputs_batch_and_graph():
+    g = recurrent_graph()
+    sim = ns.Simulator(g)
+    with pytest.raises(ValueError, match="state of 'pop' has batch size 1 but the inputs have batch size 3"):
+        sim.run(spikes(b=3), state=sim.initial_state(1))
+    other = ns.Simulator(ns.Graph.sequential(12, ("q", ns.Population("lif", 12))))
+    with pytest.raises(ValueError, match="state has no entry for"):
+        sim.run(spikes(), state=other.initial_state(3))
+
+
+def test_integer_spike_inputs_are_cast_to_the_parameter_dtype():
+    g, x = recurrent_graph(), spikes()
+    sim = ns.Simulator(g)
+    assert torch.equal(sim.run(x.to(torch.uint8)).output, sim.run(x).output)

@@ -71,7 +71,9 @@ class Conv2d(Node):
     count_ops (exact): ``synops`` = sum over non-zero inputs ``x[c, h, w]`` of their fan-out
     ``out_channels x n(h, w)``, where ``n(h, w)`` is the number of output positions whose
     receptive field contains ``(h, w)`` (fewer at the borders and with stride > 1);
-    ``macs`` = rows x C_out x H_out x W_out x C_in x k_h x k_w (the dense convolution's work)."""
+    ``macs`` = rows x C_out x H_out x W_out x C_in x k_h x k_w (the dense convolution's work).
+
+    Shapes: ``[batch, C_in, H, W] -> [batch, out_channels, H_out, W_out]`` (``out_shape``)."""
 
     stateless = True
 

@@ -28,7 +28,7 @@ Example::
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence, Tuple
+from typing import NamedTuple, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -135,7 +135,9 @@ class SynapticDelay(nn.Module):
     Dense, ``[nnz]`` for Sparse). ``values`` are the distinct delays, ``group`` (a buffer, only
     when delays differ) maps each synapse to its index in ``values``; ``max_delay`` sizes the
     buffer. The owner computes the per-group contributions ``z`` and calls :meth:`step` /
-    :meth:`sequence` (see the module docstring for the exact timing)."""
+    :meth:`sequence` (see the module docstring for the exact timing): ``y[t] = sum_g z_g[t - d_g]``.
+
+    Shapes: ``z [batch, G, *out]`` per step, ``[T, batch, G, *out]`` per sequence."""
 
     def __init__(self, delay, synapse_shape: Tuple[int, ...], where: str = "delay"):
         super().__init__()
@@ -232,7 +234,10 @@ class DelayedProjection:
     ``_grouped(x2d) -> [N, G, out]`` (per delay group, without bias) and ``bias``; it calls
     ``_setup_delays`` in ``__init__``. Without a delay > 0 it stays stateless; otherwise its
     state is a :class:`DelayState` and ``step_sequence`` runs T steps without a time loop
-    (one propagation for all T, then one shift per delay group)."""
+    (one propagation for all T, then one shift per delay group):
+    ``y[t] = sum_g W_g x[t - d_g] (+ bias)``.
+
+    Shapes: ``[batch, in] -> [batch, out]`` per step, ``[T, batch, in] -> [T, batch, out]``."""
 
     def _setup_delays(self, delay, synapse_shape, where: str) -> None:
         delays = SynapticDelay(delay, synapse_shape, where)

@@ -72,8 +72,10 @@ class _SparseLinearFn(torch.autograd.Function):
     """``y = x A^T`` for the sparse ``A [R, in]`` with values ``w``; differentiable in x and w."""
 
     @staticmethod
-    def forward(ctx, x, w, s: _Structure):
-        a = _csr(s.crow_by_row, s.col_by_row, w[s.perm_by_row], (s.rows_total, s.in_features))
+    def forward(ctx, x, w, s: _Structure, w_by_row=None):
+        if w_by_row is None:
+            w_by_row = w[s.perm_by_row]
+        a = _csr(s.crow_by_row, s.col_by_row, w_by_row, (s.rows_total, s.in_features))
         ctx.save_for_backward(x, w)
         ctx.structure = s
         return (a @ x.t()).t().contiguous()
@@ -90,12 +92,16 @@ class _SparseLinearFn(torch.autograd.Function):
         if ctx.needs_input_grad[1]:     # dL/dw[k] = sum_b x[b, pre[k]] g[b, row[k]]
             pattern = _csr(s.row_ptr, s.rows, torch.zeros_like(w), (s.in_features, s.rows_total))
             grad_w = torch.sparse.sampled_addmm(pattern, x.t(), g, beta=0.0).values()
-        return grad_x, grad_w, None
+        return grad_x, grad_w, None, None
 
 
-def sparse_linear(x: torch.Tensor, weight: torch.Tensor, structure: _Structure) -> torch.Tensor:
-    """``[N, in] -> [N, R]`` through the synapses of ``structure`` (autograd in x and weight)."""
-    return _SparseLinearFn.apply(x, weight, structure)
+def sparse_linear(x: torch.Tensor, weight: torch.Tensor, structure: _Structure,
+                  weight_by_row: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``y[n, r] = sum_{k: row[k] = r} weight[k] x[n, pre[k]]`` (autograd in x and weight).
+
+    Shapes: x ``[N, in]``, weight ``[nnz]`` (stored order) -> ``[N, R]``. ``weight_by_row``
+    (optional, not differentiated) is ``weight[structure.perm_by_row]`` precomputed."""
+    return _SparseLinearFn.apply(x, weight, structure, weight_by_row)
 
 
 def _as_index(values, name: str, where: str) -> torch.Tensor:
@@ -147,7 +153,11 @@ class Sparse(DelayedProjection, Node):
 
     count_ops: ``synops`` = sum over active (non-zero) inputs of their fan-out (the synapses the
     event path touches), ``macs`` = rows x nnz (the multiply-adds of the sparse matrix product that
-    ignores input activity; the dense equivalent would be rows x in x out)."""
+    ignores input activity; the dense equivalent would be rows x in x out).
+
+    Equation: ``y[b, j] = sum_{k: post[k] = j} w[k] x[b, pre[k]] (+ bias[j])``, arriving
+    ``delay[k]`` steps later when delays are set. Units: output = weight x input.
+    Shapes: ``[batch, in] -> [batch, out]`` per step, ``[T, batch, in] -> [T, batch, out]``."""
 
     stateless = True
 
@@ -238,6 +248,19 @@ class Sparse(DelayedProjection, Node):
                         raise ValueError(f"{where}: weight must be finite, got {weight!r}")
                     self.weight.fill_(float(weight))
         self._ell_cache = (None, None)
+        self._by_row_cache = (None, None)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # the index structures derive from pre/post: a checkpoint must have the same synapses
+        for name in ("pre", "post"):
+            saved = state_dict.get(prefix + name)
+            if saved is not None and not torch.equal(saved.to(getattr(self, name).device), getattr(self, name)):
+                error_msgs.append(f"Sparse ({prefix or 'root'}): the checkpoint's {name!r} indices differ from "
+                                  "this projection's synapses; build the Sparse with the same connectivity first")
+                return
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -408,7 +431,11 @@ class Sparse(DelayedProjection, Node):
     def _rows_out(self, x2d: torch.Tensor) -> torch.Tensor:
         if self.use_event_path(x2d):
             return self.event_propagate(x2d)
-        return sparse_linear(x2d, self.weight, self.structure())
+        w = self.weight
+        key = (w.data_ptr(), w._version, w.device, w.dtype)
+        if self._by_row_cache[0] != key:
+            self._by_row_cache = (key, w.detach()[self._perm_by_row])
+        return sparse_linear(x2d, w, self.structure(), self._by_row_cache[1])
 
     def propagate(self, x2d: torch.Tensor) -> torch.Tensor:
         """Undelayed ``[N, in] -> [N, out]`` (with bias)."""

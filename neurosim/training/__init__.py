@@ -13,7 +13,7 @@ from .distributed import (DistributedContext, cleanup, is_distributed, is_main_p
                           unwrap, wrap_ddp)
 from .losses import (classification_accuracy, first_spike_cross_entropy, first_spike_times,
                      membrane_cross_entropy, one_hot_counts, spike_count_cross_entropy, spike_count_mse,
-                     spike_counts)
+                     spike_counts, LOSSES, get_loss)
 from .regularizers import (firing_rates, population_rate_penalties, rate_l2_penalty, rate_upper_bound_penalty,
                            spike_l1_penalty)
 from .trainer import Trainer, atomic_save
@@ -21,7 +21,7 @@ from .trainer import Trainer, atomic_save
 __all__ = [
     # losses
     "spike_counts", "spike_count_cross_entropy", "membrane_cross_entropy", "spike_count_mse", "one_hot_counts",
-    "first_spike_times", "first_spike_cross_entropy", "classification_accuracy",
+    "first_spike_times", "first_spike_cross_entropy", "classification_accuracy", "LOSSES", "get_loss",
     # regularisers
     "firing_rates", "rate_l2_penalty", "rate_upper_bound_penalty", "spike_l1_penalty",
     "population_rate_penalties",

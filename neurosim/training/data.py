@@ -111,6 +111,8 @@ def time_first_collate(samples):
     ``default_collate`` stacks along a new leading batch axis (``[B, T, ...]``); the inputs are
     then transposed to time first (a view, no copy). Dict inputs are transposed entry by entry.
 
+    Shapes: B samples ``([T, ...], y)`` -> ``([T, B, ...], [B, ...])``.
+
     Example::
 
         >>> x, y = time_first_collate([(torch.zeros(5, 3), 0), (torch.ones(5, 3), 1)])
@@ -133,6 +135,8 @@ def make_loader(dataset, batch_size: int, generator: Optional[torch.Generator] =
     ``shuffle``, i.e. equal shards for training and complete coverage for evaluation). Batches are
     ``(inputs, targets)``, inputs time first ``[T, b, ...]`` (``[b, T, ...]`` with
     ``time_first=False``). Loading runs in the calling process (``num_workers=0``).
+
+    Shapes: items ``(x [T, ...], y)`` -> batches ``(inputs [T, B/W, ...], targets [B/W, ...])``.
 
     Example::
 

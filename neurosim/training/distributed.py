@@ -120,17 +120,32 @@ def cleanup() -> None:
 
 
 def is_distributed() -> bool:
-    """True inside an initialised process group with more than one process."""
+    """True inside an initialised process group with more than one process.
+
+    Example::
+
+        >>> if is_distributed(): loader = make_loader(ds, 64, g, rank=dist.get_rank(), world_size=dist.get_world_size())
+    """
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def is_main_process() -> bool:
-    """True on rank 0, and in a single process (writes checkpoints, shows progress bars)."""
+    """True on rank 0, and in a single process (the process that writes files and shows progress).
+
+    Example::
+
+        >>> if is_main_process(): print(history[-1])
+    """
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The simulator inside a ``DistributedDataParallel`` wrapper (or ``model`` itself)."""
+    """The simulator inside a ``DistributedDataParallel`` wrapper (or ``model`` itself).
+
+    Example::
+
+        >>> state = unwrap(model).initial_state(batch_size=8)
+    """
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 

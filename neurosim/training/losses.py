@@ -235,3 +235,21 @@ def classification_accuracy(scores: torch.Tensor, targets: torch.Tensor) -> floa
         raise ValueError(f"classification_accuracy: targets must be integer labels of shape [B] = "
                          f"{tuple(scores.shape[:1])}")
     return float((scores.argmax(1) == targets).float().mean()) if targets.numel() else 0.0
+
+
+#: Classification losses by name, each ``loss(output [T, B, C], labels [B]) -> scalar``; used by
+#: configs (``train.loss``). Count losses take spike outputs, membrane losses an LI readout.
+LOSSES = {
+    "count_cross_entropy": spike_count_cross_entropy,
+    "membrane_max_cross_entropy": lambda v, y: membrane_cross_entropy(v, y, mode="max"),
+    "membrane_mean_cross_entropy": lambda v, y: membrane_cross_entropy(v, y, mode="mean"),
+    "membrane_last_cross_entropy": lambda v, y: membrane_cross_entropy(v, y, mode="last"),
+    "first_spike_cross_entropy": first_spike_cross_entropy,
+}
+
+
+def get_loss(name: str):
+    """The classification loss registered as ``name`` in :data:`LOSSES`."""
+    if name not in LOSSES:
+        raise KeyError(f"unknown loss {name!r}; known: {sorted(LOSSES)}")
+    return LOSSES[name]

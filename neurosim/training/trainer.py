@@ -9,7 +9,8 @@ One training step on a batch ``(inputs, targets)``::
 Batches are time first: ``inputs`` ``[T, B, ...]`` (or a dict name -> ``[T, B, ...]``), the layout
 :meth:`neurosim.Simulator.run` takes; with ``time_first=False`` they are ``[B, T, ...]`` and are
 transposed. :meth:`Trainer.make_loader` builds loaders in the trainer's layout whose order is
-drawn from the trainer's generator. Integer inputs (e.g. uint8 spike tensors) are cast to float32.
+drawn from the trainer's generator. Inputs are cast to the dtype of the model's parameters (e.g. uint8 spike
+tensors to float32).
 
 **Reproducibility.** The constructor seeds torch's global RNG, Python's ``random`` and NumPy's
 global RNG with ``seed``, and a private ``torch.Generator`` (``trainer.generator``) with it for
@@ -108,12 +109,11 @@ def _set_numpy_rng_state(s: Dict[str, Any]) -> None:
                          s["cached_gaussian"]))
 
 
-def _move(x, device):
+def _move(x, device, dtype):
     if isinstance(x, torch.Tensor):
-        x = x.to(device, non_blocking=True)
-        return x if x.is_floating_point() else x.float()
+        return x.to(device=device, dtype=dtype, non_blocking=True)
     if isinstance(x, dict):
-        return {k: _move(v, device) for k, v in x.items()}
+        return {k: _move(v, device, dtype) for k, v in x.items()}
     raise TypeError(f"Trainer: batch inputs must be a tensor or a dict of tensors, got {type(x).__name__}")
 
 
@@ -204,9 +204,18 @@ class Trainer:
     # ------------------------------------------------------------------ helpers
     @property
     def device(self) -> torch.device:
+        """The device of the simulator's parameters (batches are moved there)."""
         for p in self.module.parameters():
             return p.device
         return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating dtype of the simulator's parameters (inputs are cast to it)."""
+        for p in self.module.parameters():
+            if p.is_floating_point():
+                return p.dtype
+        return torch.float32
 
     def make_loader(self, dataset, batch_size: int, shuffle: bool = True, drop_last: bool = False):
         """A loader in this trainer's layout and shard: order from ``self.generator`` when
@@ -225,7 +234,7 @@ class Trainer:
             raise TypeError("Trainer: every batch must be an (inputs, targets) pair, got "
                             f"{type(batch).__name__}" + (f" of length {len(batch)}" if isinstance(batch, (list, tuple)) else ""))
         inputs, targets = batch
-        inputs = _move(inputs, self.device)
+        inputs = _move(inputs, self.device, self.dtype)
         if not self.time_first:
             inputs = _transpose(inputs)
         if isinstance(targets, torch.Tensor):
@@ -257,7 +266,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def train_step(self, inputs, targets):
-        """One optimisation step on one time-first batch; returns ``(loss, output)`` (float, detached)."""
+        """One optimisation step on one batch; returns ``(loss, output)`` (a float, the detached output).
+
+        ``L = loss_fn(out, targets) (+ regularizer(result))``, then zero_grad, backward, optional
+        clipping of the global gradient norm to ``grad_clip``, optimizer step.
+        Shapes: inputs ``[T, B, ...]`` (already time first, on the device); output ``[T, B, ...]``.
+
+        Example::
+
+            >>> loss, out = trainer.train_step(x, labels)
+        """
         self.module.train()
         result = self.model(inputs, monitors=self.monitors)
         out = result.outputs[self.output]
@@ -274,7 +292,17 @@ class Trainer:
         return float(loss.detach()), out.detach()
 
     def train_epoch(self, loader) -> Dict[str, float]:
-        """One pass over ``loader``; returns ``{"loss", "accuracy"}`` averaged over samples (all ranks)."""
+        """One pass over ``loader`` (one :meth:`train_step` per batch); returns ``{"loss", "accuracy"}``.
+
+        ``loss = (1/N) sum_k B_k L_k`` over the batches of all ranks (the training loss including the
+        regulariser); ``accuracy`` as in :meth:`evaluate`, measured on the fly. Does not advance
+        ``self.epoch`` and writes no checkpoint (:meth:`fit` does both).
+
+        Example::
+
+            >>> trainer.train_epoch(trainer.make_loader(ds, 32))
+            {'loss': 0.52, 'accuracy': 0.81}
+        """
         loss_sum = correct = count = 0.0
         bar = self._bar(loader, f"epoch {self.epoch + 1}")
         for batch in bar:
@@ -301,6 +329,8 @@ class Trainer:
         the sample mean); ``accuracy = (1/N) sum_b [argmax decode(out_b) == y_b]`` for integer
         labels ``[B]`` (NaN otherwise). With DDP each rank evaluates its shard and the sums are
         all-reduced. Returns ``{"loss", "accuracy", "samples"}``.
+
+        Shapes: batches as for :meth:`fit`; output ``[T, B, C]`` -> ``decode`` -> scores ``[B, C]``.
 
         Example::
 
@@ -332,6 +362,9 @@ class Trainer:
         "train_accuracy", "val_loss", "val_accuracy"}`` to the history and write
         ``checkpoint_dir/epoch_{n:03d}.pt`` and ``checkpoint_dir/last.pt``.
 
+        Shapes: batches ``(inputs [T, B, ...], targets [B, ...])`` (``[B, T, ...]`` inputs with
+        ``time_first=False``).
+
         Example::
 
             >>> history = trainer.fit(train_loader, epochs=5, val_loader=val_loader)
@@ -361,7 +394,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> Dict[str, Any]:
-        """Everything a resumed run needs, as tensors and plain Python types (weights_only-safe)."""
+        """Everything a resumed run needs, as tensors and plain Python types (weights_only-safe).
+
+        Keys: ``format``, ``epoch`` (completed epochs), ``seed``, ``model`` (the unwrapped
+        simulator's state_dict), ``optimizer``, ``scheduler`` (or None), ``history`` and ``rng``:
+        ``torch`` (ByteTensor), ``generator`` (ByteTensor), ``python`` ({version, state int64
+        tensor, gauss}), ``numpy`` ({name, keys int64 tensor, pos, has_gauss, cached_gaussian}) and
+        ``cuda`` (list of ByteTensors) when CUDA is available.
+
+        Example::
+
+            >>> atomic_save(trainer.state_dict(), "snapshot.pt")
+        """
         rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state(),
                "python": _python_rng_state(), "numpy": _numpy_rng_state()}
         if torch.cuda.is_available():

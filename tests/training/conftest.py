@@ -2,49 +2,11 @@
 seeded two-class Poisson spike dataset."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
-
 import pytest
 import torch
 from torch.utils.data import TensorDataset
 
 from neurosim import Dense, Graph, LIFParams, Population, Simulator
-from neurosim.neurons.base import NeuronModel, decay_factor, get_neuron_model
-
-
-# A minimal leaky integrator, used only while the package has no registered "li" model.
-@dataclass(frozen=True)
-class _LIParams:
-    tau_mem: float = 10e-3
-    r: float = 1.0
-    v_leak: float = 0.0
-
-
-class _LIState(NamedTuple):
-    v: torch.Tensor
-
-
-def _li_step(x, state, p, dt, spike_fn=None):
-    a = decay_factor(p.tau_mem, dt, "exact")
-    v = p.v_leak + (state.v - p.v_leak) * a + (1.0 - a) * p.r * x
-    return v, _LIState(v)
-
-
-def _li_initial_state(p, shape, batch_size, device=None, dtype=torch.float32):
-    return _LIState(torch.zeros((batch_size, *shape), device=device, dtype=dtype) + p.v_leak)
-
-
-_TEST_LI = NeuronModel(name="test_li", params_type=_LIParams, state_type=_LIState, step=_li_step,
-                       initial_state=_li_initial_state, spiking=False, time_constants=("tau_mem",))
-
-
-def li_model():
-    """The package's LI model when registered, else the local stand-in."""
-    try:
-        return get_neuron_model("li")
-    except KeyError:
-        return _TEST_LI
 
 
 def build_classifier(n_in=12, n_hidden=16, n_out=2, seed=0, gain=10.0, trainable=(), tau_mem=5e-3,
@@ -57,7 +19,7 @@ def build_classifier(n_in=12, n_hidden=16, n_out=2, seed=0, gain=10.0, trainable
         fc2.weight.mul_(gain)
     hidden = Population("lif", n_hidden, LIFParams(tau_mem=tau_mem), trainable=trainable, surrogate=surrogate)
     if readout == "li":
-        out = Population(li_model(), n_out)
+        out = Population("li", n_out)
     else:
         out = Population("lif", n_out, LIFParams(tau_mem=tau_mem), surrogate=surrogate)
     graph = Graph.sequential(n_in, ("fc1", fc1), ("hidden", hidden), ("fc2", fc2), ("out", out))

@@ -207,3 +207,29 @@ def test_atomic_save_leaves_old_file_on_failure(tmp_path):
         atomic_save({"a": lambda: 0}, path)                     # lambdas cannot be pickled
     assert os.listdir(tmp_path) == ["ckpt.pt"]                   # no temporary file left behind
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
+
+
+def test_integer_spike_inputs_are_cast_to_the_model_dtype(classifier, two_class_data):
+    x, y = two_class_data(n=16).tensors
+    xs = x.transpose(0, 1).contiguous()
+    a, b = classifier(), classifier()
+    _trainer(a).fit([(xs.to(torch.uint8), y)], epochs=1)
+    _trainer(b).fit([(xs, y)], epochs=1)
+    wa, wb = _weights(a), _weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_rate_regularizer_silences_the_hidden_layer(classifier, two_class_data):
+    from neurosim.training import rate_l2_penalty
+    data = two_class_data(n=64)
+    x = data.tensors[0].transpose(0, 1)
+    rates = []
+    for weight in (0.0, 1e-3):
+        sim = classifier()
+        sim.graph.add_output("hidden", "out")
+        trainer = _trainer(sim, output="out",
+                           regularizer=lambda res: weight * rate_l2_penalty(res.outputs["hidden"], 1e-3, 0.0))
+        trainer.fit(trainer.make_loader(data, 16), epochs=2)
+        with torch.no_grad():
+            rates.append(float(sim.run(x).outputs["hidden"].mean()))
+    assert rates[0] > 0.02 and rates[1] < 0.5 * rates[0], rates

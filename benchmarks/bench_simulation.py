@@ -33,6 +33,7 @@ from benchmarks.common import Case, Prepared, bench_main
 
 WORKLOAD = "simulation"
 TARGET = 3.0  # neurosim at least 3x the speed of the fastest peer
+INTERLEAVE = True
 
 
 def defaults(quick: bool = False) -> dict:

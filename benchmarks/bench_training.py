@@ -40,6 +40,7 @@ from benchmarks.common import Case, Prepared, bench_main
 
 WORKLOAD = "training"
 TARGET = 1.0  # neurosim at least as fast as the fastest peer
+INTERLEAVE = True  # --interleave allowed (all cases can share one process)
 
 
 def defaults(quick: bool = False) -> dict:

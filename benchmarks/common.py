@@ -205,6 +205,35 @@ def worker_main(module, lib: str, cfg: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
+def worker_interleaved(module, libs: List[str], cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """Time several cases in this one process, round-robin iteration by iteration (the order
+    reversed every other pass), so that load from other processes hits all of them alike.
+    Returns library -> {"times_s": [...], "info": {...}} or {"error": ...}; no memory figures."""
+    configure(cfg["threads"], cfg["seed"])
+    prepared, out = {}, {}
+    for lib in libs:
+        try:
+            prep = module.CASES[lib].build(cfg, MemoryMeter())
+            if prep.timed is not None:
+                raise RuntimeError("this case times itself and cannot be interleaved")
+            for _ in range(cfg["warmup"]):
+                (prep.warm or prep.run)()
+            prepared[lib] = prep
+        except Exception as exc:  # one failing library must not stop the others
+            out[lib] = {"error": f"{type(exc).__name__}: {exc}"}
+    times = {lib: [] for lib in prepared}
+    names = list(prepared)
+    for r in range(cfg["repeats"]):
+        for lib in (names if r % 2 == 0 else names[::-1]):
+            t0 = time.perf_counter()
+            prepared[lib].run()
+            times[lib].append(time.perf_counter() - t0)
+    for lib in names:
+        info = prepared[lib].info() if prepared[lib].info is not None else {}
+        out[lib] = {"times_s": times[lib], "info": info}
+    return out
+
+
 # ---------------------------------------------------------------------------- parent side
 def run_case(module_name: str, lib: str, cfg: Dict[str, Any], timeout: float) -> Dict[str, Any]:
     """One case in a fresh subprocess; a failed or timed-out case becomes a result with ``error``."""
@@ -238,16 +267,22 @@ def run_workload(module_name: str, cfg: Dict[str, Any], libs: Optional[Iterable[
     With ``cfg["rounds"] = R > 1`` every case runs R times (a fresh subprocess each time,
     ``ceil(repeats / R)`` timed iterations each), the cases interleaved and their order reversed on
     every other round, so a burst of load from other processes is spread over all libraries
-    instead of landing on one; the rounds' times are pooled before the median is taken."""
+    instead of landing on one; the rounds' times are pooled before the median is taken.
+
+    With ``cfg["interleave"]`` (and a module that allows it, ``INTERLEAVE = True``) the per-case
+    subprocesses run one iteration each (memory, spike counts) and the times come from one more
+    subprocess that times all cases round-robin, iteration by iteration (paired under the same
+    load: the most robust ratios on a shared machine)."""
     module = importlib.import_module(module_name)
     names = list(module.CASES) if not libs else [n for n in module.CASES if n in set(libs)]
-    rounds = max(1, int(cfg.get("rounds", 1)))
-    per_round = dict(cfg, repeats=max(1, math.ceil(cfg["repeats"] / rounds)))
+    interleave = bool(cfg.get("interleave")) and getattr(module, "INTERLEAVE", False)
+    rounds = 1 if interleave else max(1, int(cfg.get("rounds", 1)))
+    per_round = dict(cfg, repeats=1 if interleave else max(1, math.ceil(cfg["repeats"] / rounds)))
     runs: Dict[str, List[Dict[str, Any]]] = {n: [] for n in names}
     for r in range(rounds):
         for lib in (names if r % 2 == 0 else names[::-1]):
             t0 = time.perf_counter()
-            tag = f" (round {r + 1}/{rounds})" if rounds > 1 else ""
+            tag = f" (round {r + 1}/{rounds})" if rounds > 1 else (" (memory)" if interleave else "")
             print(f"[{module.WORKLOAD}] {lib}{tag} ...", end="", file=log, flush=True)
             res = run_case(module_name, lib, per_round, timeout)
             runs[lib].append(res)
@@ -255,8 +290,41 @@ def run_workload(module_name: str, cfg: Dict[str, Any], libs: Optional[Iterable[
                       else f"FAILED: {res['error'][:300]}")
             print(f" {status} ({time.perf_counter() - t0:.0f} s)", file=log, flush=True)
     results = [merge_rounds(runs[n]) for n in names]
+    if interleave:
+        ok = [r["library"] for r in results if not r.get("error")]
+        t0 = time.perf_counter()
+        print(f"[{module.WORKLOAD}] interleaved timing of {', '.join(ok)} ...", end="", file=log, flush=True)
+        timing = run_interleaved(module_name, ok, cfg, timeout * max(1, len(ok)))
+        print(f" ({time.perf_counter() - t0:.0f} s)", file=log, flush=True)
+        for r in results:
+            if r.get("error"):
+                continue
+            t = timing.get(r["library"], {"error": timing.get("error", "missing from the interleaved run")})
+            if t.get("error"):
+                r["error"] = "interleaved timing: " + t["error"]
+                continue
+            r["times_s"] = t["times_s"]
+            r.update(summarize(t["times_s"]))
+            r["info"] = t["info"] or r.get("info", {})
+            r["timing"] = "interleaved"
+            r.pop("cpu_util", None)
     add_ratios(results)
     return results
+
+
+def run_interleaved(module_name: str, libs: List[str], cfg: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+    """:func:`worker_interleaved` in a fresh subprocess; ``{"error": ...}`` when it fails."""
+    cmd = [sys.executable, "-m", module_name, "--worker-all", ",".join(libs), "--config", json.dumps(cfg)]
+    try:
+        proc = subprocess.run(cmd, cwd=str(REPO_ROOT), env=thread_env(cfg["threads"]),
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_TAG):
+            return json.loads(line[len(RESULT_TAG):])
+    tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-15:]
+    return {"error": f"exit code {proc.returncode}: " + " | ".join(tail)}
 
 
 def merge_rounds(rounds: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -326,23 +394,25 @@ def _fmt_ratio(x: Optional[float]) -> str:
 
 
 def format_table(results: List[Dict[str, Any]]) -> str:
-    """A plain-text table, one block per workload."""
-    header = ["workload", "library", "kind", "median", "IQR", "x neurosim", "x fastest peer",
+    """A plain-text table, one block per workload. Ratios are of medians: ``x neurosim`` > 1 means
+    slower than neurosim; ``x fastest peer`` is relative to the fastest peer library."""
+    header = ["workload", "library", "kind", "median", "min", "IQR", "x neurosim", "x fastest peer",
               "peak RSS +MiB", "cpu util", "notes"]
     rows = []
     for r in results:
         if r.get("error"):
-            rows.append([r["workload"], r["label"], r["kind"], "FAILED", "", "", "", "", "",
-                         r["error"][:120]])
+            rows.append([r["workload"], r["label"], r["kind"], "FAILED", "", "", "", "", "", "",
+                         r["error"][:160]])
             continue
         iqr = f"{(r['q3_s'] - r['q1_s']) / r['median_s'] * 100:.0f}%" if r.get("median_s") else "-"
-        rows.append([r["workload"], r["label"], r["kind"], _fmt_time(r.get("median_s")), iqr,
-                     _fmt_ratio(r.get("ratio_to_neurosim")), _fmt_ratio(r.get("ratio_to_fastest_peer")),
+        util = r.get("cpu_util")
+        rows.append([r["workload"], r["label"], r["kind"], _fmt_time(r.get("median_s")), _fmt_time(r.get("min_s")),
+                     iqr, _fmt_ratio(r.get("ratio_to_neurosim")), _fmt_ratio(r.get("ratio_to_fastest_peer")),
                      f"{r.get('peak_rss_increase_mib', float('nan')):.0f}",
-                     f"{r.get('cpu_util', float('nan')):.2f}", _info_note(r)])
+                     "-" if util is None else f"{util:.2f}", _info_note(r)])
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
     out, last = [], None
-    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()
     out += [line, "-" * len(line)]
     for row in rows:
         if last is not None and row[0] != last:
@@ -417,6 +487,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=None, help="untimed iterations before timing")
     parser.add_argument("--rounds", type=int, default=None,
                         help="interleaved rounds per case, each a fresh subprocess (spreads load bursts)")
+    parser.add_argument("--interleave", action="store_true",
+                        help="time all cases of a workload in one process, round-robin per iteration "
+                             "(memory still from one subprocess per case); not for COBA")
     parser.add_argument("--threads", type=int, default=default_threads(),
                         help="torch.set_num_threads for every library (default: all cores)")
     parser.add_argument("--seed", type=int, default=0)
@@ -445,6 +518,7 @@ def make_config(module, args) -> Dict[str, Any]:
         cfg["warmup"] = args.warmup
     if args.rounds is not None:
         cfg["rounds"] = args.rounds
+    cfg["interleave"] = bool(args.interleave)
     cfg.setdefault("rounds", 1)
     return cfg
 
@@ -455,8 +529,14 @@ def bench_main(module_name: str, argv=None) -> List[Dict[str, Any]]:
     parser = argparse.ArgumentParser(prog=f"python -m {module_name}", description=module.__doc__.split("\n")[0])
     add_common_args(parser)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-all", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--config", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker_all:
+        result = worker_interleaved(module, args.worker_all.split(","), json.loads(args.config))
+        sys.stdout.write(RESULT_TAG + json.dumps(result, default=_json_default) + "\n")
+        sys.stdout.flush()
+        return [result]
     if args.worker:
         result = worker_main(module, args.worker, json.loads(args.config))
         sys.stdout.write(RESULT_TAG + json.dumps(result, default=_json_default) + "\n")

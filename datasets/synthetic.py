@@ -4,6 +4,9 @@
 at ``rate_high`` Hz; all other channels fire at ``rate_low`` Hz. Each sample is an independent
 Poisson (Bernoulli per step) spike train with P(spike in a step) = rate * dt.
 
+``pattern_seed`` fixes the class templates (keep it equal for training and validation sets) and
+``seed`` the samples drawn from them.
+
 Shapes: a sample is ``(spikes [steps, n_inputs] float32, label int64)``; stack samples with
 ``time_first`` collation to ``[steps, batch, n_inputs]`` for the Simulator.
 
@@ -25,7 +28,7 @@ class RatePatterns(Dataset):
 
     def __init__(self, n_samples: int = 256, n_inputs: int = 40, n_classes: int = 2, steps: int = 100,
                  dt: float = 1e-3, rate_low: float = 5.0, rate_high: float = 60.0,
-                 active_fraction: float = 0.3, seed: int = 0):
+                 active_fraction: float = 0.3, seed: int = 0, pattern_seed: int = 0):
         for name, value in [("n_samples", n_samples), ("n_inputs", n_inputs), ("n_classes", n_classes), ("steps", steps)]:
             if not (isinstance(value, int) and value > 0):
                 raise ValueError(f"RatePatterns.{name} must be a positive int, got {value!r}")
@@ -36,11 +39,12 @@ class RatePatterns(Dataset):
                              f"rate_high={rate_high} Hz, dt={dt} s)")
         if not 0 < active_fraction <= 1:
             raise ValueError(f"RatePatterns.active_fraction must be in (0, 1], got {active_fraction}")
-        gen = torch.Generator().manual_seed(seed)
+        pattern_gen = torch.Generator().manual_seed(pattern_seed)
         n_active = max(1, round(active_fraction * n_inputs))
         self.templates = torch.full((n_classes, n_inputs), rate_low * dt)
         for c in range(n_classes):
-            self.templates[c, torch.randperm(n_inputs, generator=gen)[:n_active]] = rate_high * dt
+            self.templates[c, torch.randperm(n_inputs, generator=pattern_gen)[:n_active]] = rate_high * dt
+        gen = torch.Generator().manual_seed(seed)
         self.labels = torch.randint(0, n_classes, (n_samples,), generator=gen)
         probs = self.templates[self.labels].unsqueeze(1).expand(n_samples, steps, n_inputs)
         self.spikes = (torch.rand(probs.shape, generator=gen) < probs).float()

@@ -168,7 +168,7 @@ def train(config_path: str, out_dir: Optional[str] = None, epochs: Optional[int]
     out_shape = graph.nodes[graph.output_names()[0]].out_shape
     if out_shape != (n_classes,):
         raise ConfigError(config_path, "train.classes", f"{n_classes} classes but the output node has shape {out_shape}")
-    data_args = dict(n_inputs=shape[0], n_classes=n_classes, steps=steps, dt=dt,
+    data_args = dict(n_inputs=shape[0], n_classes=n_classes, steps=steps, dt=dt, pattern_seed=seed,
                      rate_low=spec.get("rate_low", 5.0), rate_high=spec.get("rate_high", 60.0))
     n = spec.get("samples", 256)
     train_set = RatePatterns(n_samples=n, seed=seed, **data_args)

@@ -14,6 +14,8 @@ per-batch state. Its contract:
   ``step_sequence(x_seq, state, dt) -> (y_seq, new_state)`` computing T steps at once (a delay
   line is a shift; a neuron model may have a fused kernel); the simulator prefers it outside
   recurrent loops and steps ``step`` when it returns ``NotImplemented``.
+  Both flags may be set per instance (a projection with delays is stateful, one without is not):
+  read them from the node, never from its class.
 * ``validate(dt, where)``: raise on bad parameters before any step runs.
 * ``count_ops(x, output) -> dict``: spikes / synaptic operations / dense MACs caused by one call
   (``x`` and ``output`` may carry any number of leading time and batch axes).

@@ -291,3 +291,76 @@ def test_recurrent_lif_network_with_poisson_input():
     g2.chain("x", "fc", "pop")
     open_loop, _ = run_neurosim(g2, torch.from_numpy(s_in).unsqueeze(1), weights={"fc": w_in})
     assert open_loop != ns_spikes
+
+
+# ---------------------------------------------------------------------------- COBA network
+def test_coba_network_as_in_brian2s_benchmark():
+    """A 200-neuron version of Brian2's COBA benchmark (Vogels & Abbott 2005; 80 % excitatory,
+    connection probability 0.2 instead of 0.02 so that each cell still gets ~40 inputs), with
+    CobaLIFParams' defaults, random initial v and an external Poisson drive.
+
+    Brian2's ``exponential_euler`` integrates v with the conductances frozen over the step and the
+    conductances exactly: neurosim's ``integration="exact"``. A conductance jump of Brian2 step n
+    (after its update) enters the update of step n+1, as a neurosim back-edge does with
+    ``input_same_step=True``; the external trains enter Brian2 one step before their neurosim
+    index. The 5 ms refractory period is the default ``refractory_steps = 49``."""
+    n, n_exc, n_ext = 200, 160, 50
+    rng = np.random.default_rng(11)
+    we, wi, w_ext = 0.6, 6.7, 0.3                                          # in units of g_L
+    conn = rng.random((n, n)) < 0.2                                        # [post, pre]
+    np.fill_diagonal(conn, False)
+    w_e = np.where(conn[:, :n_exc], we, 0.0)
+    w_i = np.where(conn[:, n_exc:], wi, 0.0)
+    w_x = np.where(rng.random((n, n_ext)) < 0.2, w_ext, 0.0)
+    s_ext = poisson_steps(n_ext, 40.0, seed=12)
+    v0 = -60e-3 + rng.random(n) * 10e-3
+    p = ns.CobaLIFParams()
+
+    eqs = """dv/dt = (ge * (Ee - v) + gi * (Ei - v) - (v - El)) / taum : volt (unless refractory)
+             dge/dt = -ge / taue : 1
+             dgi/dt = -gi / taui : 1"""
+    G = b2.NeuronGroup(n, eqs, threshold="v > Vt", reset="v = Vr", refractory=5e-3 * b2.second,
+                       method="exponential_euler",
+                       namespace=dict(Ee=p.e_exc * b2.volt, Ei=p.e_inh * b2.volt, El=p.v_leak * b2.volt,
+                                      Vt=p.v_threshold * b2.volt, Vr=p.v_reset * b2.volt,
+                                      taum=p.tau_mem * b2.second, taue=p.tau_syn_exc * b2.second,
+                                      taui=p.tau_syn_inh * b2.second))
+    G.v = v0 * b2.volt
+    synapses = []
+    for source, weights, target in ((G, w_e, "ge"), (G, w_i, "gi")):
+        offset = 0 if target == "ge" else n_exc
+        syn = b2.Synapses(G, G, "w : 1", on_pre=f"{target}_post += w")
+        post, pre = np.nonzero(weights)
+        syn.connect(i=pre + offset, j=post)
+        syn.w = weights[post, pre]
+        synapses.append(syn)
+    idx, steps = np.nonzero(s_ext.T)
+    gen = b2.SpikeGeneratorGroup(n_ext, idx, (steps - 1) * DT * b2.second)
+    syn_x = b2.Synapses(gen, G, "w : 1", on_pre="ge_post += w")
+    post, pre = np.nonzero(w_x)
+    syn_x.connect(i=pre, j=post)
+    syn_x.w = w_x[post, pre]
+    b2_spikes, b2_v = run_brian2(G, gen, syn_x, *synapses)
+
+    g = ns.Graph().add_input("ext", n_ext)
+    g.add("pop", ns.Population("coba_lif", n, p))
+    g.add("fx", ns.Dense(n_ext, n)).add("fe", ns.Dense(n, n)).add("fi", ns.Dense(n, n))
+    g.connect("ext", "fx").connect("fx", "pop", port="exc")
+    g.connect("pop", "fe", back=True).connect("fe", "pop", port="exc")
+    g.connect("pop", "fi", back=True).connect("fi", "pop", port="inh")
+    full_e = np.zeros((n, n)); full_e[:, :n_exc] = w_e
+    full_i = np.zeros((n, n)); full_i[:, n_exc:] = w_i
+    g = g.double()
+    for name, w in (("fx", w_x), ("fe", full_e), ("fi", full_i)):
+        g.nodes[name].weight.data.copy_(torch.from_numpy(w))
+    sim = ns.Simulator(g, dt=DT)
+    state = sim.initial_state(1, dtype=torch.float64)
+    pop_state = state.nodes["pop"]._replace(v=torch.from_numpy(v0).unsqueeze(0))
+    state = ns.NetworkState({**state.nodes, "pop": pop_state}, state.previous)
+    mon = ns.Monitor("pop", ("spikes", "v"))
+    with torch.no_grad():
+        rec = sim.run({"ext": torch.from_numpy(s_ext).unsqueeze(1)}, state=state, monitors=[mon]).records["pop"]
+    spikes, v = rec["spikes"][:, 0].numpy(), rec["v"][:, 0].numpy()
+    ns_spikes = [np.flatnonzero(spikes[:, i]).tolist() for i in range(n)]
+    first = assert_same_spikes(ns_spikes, b2_spikes, min_total=200)
+    assert_close_traces(v, b2_v, first, atol=1e-12)

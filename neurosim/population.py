@@ -54,14 +54,17 @@ class Population(Node):
             value = getattr(params, name)
             if not isinstance(value, (int, float, torch.Tensor)) or isinstance(value, bool):
                 raise ValueError(f"Population({self.model.name!r}): parameter {name!r} is not numeric")
-            self.register_parameter(name, nn.Parameter(torch.as_tensor(value, dtype=torch.float32).clone()))
+            dtype = value.dtype if isinstance(value, torch.Tensor) and value.is_floating_point() else torch.get_default_dtype()
+            self.register_parameter(name, nn.Parameter(torch.as_tensor(value, dtype=dtype).detach().clone()))
             self._tensor_fields.append(name)
         for f in dataclasses.fields(params):
             value = getattr(params, f.name)
             if f.name not in self.trainable and isinstance(value, torch.Tensor):
-                self.register_buffer(f.name, value.detach().clone().float())
+                self.register_buffer(f.name, value.detach().clone() if value.is_floating_point()
+                                     else value.detach().to(torch.get_default_dtype()))
                 self._tensor_fields.append(f.name)
         self._params = params
+        self._params_cache = (None, params)
         self._spike_fn = self._make_spike_fn(self.surrogate)
 
     @staticmethod
@@ -77,7 +80,11 @@ class Population(Node):
         """The params dataclass with the current values of trainable parameters and buffers."""
         if not self._tensor_fields:
             return self._params
-        return dataclasses.replace(self._params, **{n: getattr(self, n) for n in self._tensor_fields})
+        values = {n: getattr(self, n) for n in self._tensor_fields}
+        key = tuple(id(v) for v in values.values())     # .to() / .double() replace the tensors
+        if self._params_cache[0] != key:
+            self._params_cache = (key, dataclasses.replace(self._params, **values))
+        return self._params_cache[1]
 
     def initial_state(self, batch_size: int, device=None, dtype=None):
         device, dtype = state_device_dtype(self, device, dtype)

@@ -11,7 +11,7 @@ def test_trainable_parameters_are_registered_and_used():
     assert set(names) == {"tau_mem", "v_threshold"}
     with torch.no_grad():
         pop.v_threshold.fill_(0.25)
-    assert float(pop.params.v_threshold) == 0.25
+    assert pop.params.v_threshold.item() == 0.25
 
 
 def test_per_neuron_tensor_parameters_broadcast_and_move_as_buffers():

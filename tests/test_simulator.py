@@ -127,7 +127,9 @@ def test_bad_simulator_arguments():
         ns.Simulator(recurrent_graph(), schedule="fast")
     with pytest.raises(ValueError, match="dt"):
         ns.Simulator(recurrent_graph(), dt=0)
-    g = ns.Graph.sequential(3, ("p", ns.Population("lif", 3, ns.LIFParams(tau_mem=-1.0))))
+    with pytest.raises(ValueError, match="LIFParams.tau_mem must be finite and > 0"):
+        ns.LIFParams(tau_mem=-1.0)
+    g = ns.Graph.sequential(3, ("p", ns.Population("lif", 3, ns.LIFParams(tau_mem=torch.tensor([0.01, -1.0, 0.01])))))
     with pytest.raises(ValueError, match="node 'p'.tau_mem must be finite and > 0"):
         ns.Simulator(g)
     g = ns.Graph.sequential(3, ("p", ns.Population("lif", 3, ns.LIFParams(tau_mem=1e-3))))

@@ -29,7 +29,7 @@ from typing import NamedTuple, Union
 
 import torch
 
-from .base import (NeuronModel, apply_reset, check_choice, check_steps, decay_factor,
+from .base import (NeuronModel, apply_reset, check_choice, check_fields_positive, check_steps, decay_factor,
                    default_spike_fn, INTEGRATIONS, RESETS, register_neuron_model)
 
 Scalar = Union[float, torch.Tensor]
@@ -56,6 +56,7 @@ class LIFParams:
         check_choice(self.integration, INTEGRATIONS, "LIFParams.integration")
         check_choice(self.reset, RESETS, "LIFParams.reset")
         check_steps(self.refractory_steps, "LIFParams.refractory_steps")
+        check_fields_positive(self, ("tau_mem",))
 
 
 class LIFState(NamedTuple):

@@ -66,12 +66,12 @@ class Dense(DelayedProjection, Node):
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         self.reset_parameters()
         if weight is not None:
-            weight = torch.as_tensor(weight, dtype=torch.float32)
+            weight = torch.as_tensor(weight)
             if weight.shape != (out_features, in_features):
                 raise ValueError(f"Dense weight must have shape (out, in) = {(out_features, in_features)}, "
                                  f"got {tuple(weight.shape)}")
-            with torch.no_grad():
-                self.weight.copy_(weight)
+            dtype = weight.dtype if weight.is_floating_point() else torch.get_default_dtype()
+            self.weight = nn.Parameter(weight.detach().to(dtype).clone())   # keeps float64 exact
         self._weight_t_cache = (None, None)
         self._setup_delays(delay, (out_features, in_features), "Dense.delay")
         if self.delays is not None and not self.delays.uniform:

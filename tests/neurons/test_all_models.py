@@ -31,7 +31,10 @@ MODELS = sorted(SPECS)
 
 
 def test_every_registered_model_is_covered():
-    assert set(ns.available_neuron_models()) == set(SPECS)
+    """Every model registered by neurosim.neurons has a spec here (other packages may register more)."""
+    ours = {m for m in ns.available_neuron_models()
+            if ns.get_neuron_model(m).step.__module__.startswith("neurosim.neurons.")}
+    assert ours == set(SPECS)
 
 
 def drive(name, steps, batch, n, seed=0, requires_grad=False):

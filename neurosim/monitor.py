@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+
+from .atomic import temp_name
 
 __all__ = ["Monitor", "Recording", "load_recording", "spike_times"]
 
@@ -376,12 +377,6 @@ class Monitor:
             for key in ("t", *self.variables):
                 if key in self._file:
                     self._file[key].resize(self._rows, axis=0)
-
-
-def temp_name(path: str) -> str:
-    """A fresh hidden temporary name next to ``path`` (``dir/.name.<random>.tmp``), not created."""
-    directory, base = os.path.split(os.path.abspath(path))
-    return os.path.join(directory, f".{base}.{uuid.uuid4().hex[:12]}.tmp")
 
 
 def _available_variables(node):

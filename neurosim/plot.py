@@ -20,7 +20,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-from .monitor import Recording, load_recording, spike_times, temp_name
+from .atomic import atomic_path
+from .monitor import Recording, load_recording, spike_times
 
 __all__ = ["raster", "traces", "plot_recording", "save_figure"]
 
@@ -60,14 +61,8 @@ def save_figure(fig, path, dpi: Optional[float] = None) -> str:
     if path is None:
         raise ValueError("save_figure: path must be a file name, got None")
     ext = os.path.splitext(path)[1][1:].lower()
-    tmp = temp_name(path)
-    try:
+    with atomic_path(path, fsync=False) as tmp:
         fig.savefig(tmp, format=ext, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
 
 

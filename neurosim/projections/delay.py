@@ -228,7 +228,8 @@ class Delay(Node):
 
 
 class DelayedProjection:
-    """Mixin giving a projection optional delays (used by ``Dense`` and ``Sparse``).
+    """Mixin giving a projection optional delays and the choice of the event-driven path
+    (used by ``Dense`` and ``Sparse``).
 
     The projection provides ``propagate(x2d) -> [N, out]`` (undelayed, with bias),
     ``_grouped(x2d) -> [N, G, out]`` (per delay group, without bias) and ``bias``; it calls
@@ -238,6 +239,15 @@ class DelayedProjection:
     ``y[t] = sum_g W_g x[t - d_g] (+ bias)``.
 
     Shapes: ``[batch, in] -> [batch, out]`` per step, ``[T, batch, in] -> [T, batch, out]``."""
+
+    def use_event_path(self, x: torch.Tensor) -> bool:
+        """Event-driven propagation only without autograd; in ``"auto"`` mode only when the
+        fraction of non-zero inputs is below ``event_threshold`` (shared by Dense and Sparse)."""
+        if self.event_driven is False or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)):
+            return False
+        if self.event_driven is True:
+            return True
+        return float(torch.count_nonzero(x)) < self.event_threshold * x.numel()
 
     def _setup_delays(self, delay, synapse_shape, where: str) -> None:
         delays = SynapticDelay(delay, synapse_shape, where)

@@ -92,14 +92,6 @@ class Dense(DelayedProjection, Node):
             self._weight_t_cache = (key, self.weight.detach().t().contiguous())
         return self._weight_t_cache[1]
 
-    def use_event_path(self, x: torch.Tensor) -> bool:
-        """Event-driven only without autograd; in ``"auto"`` mode only for sparse input."""
-        if self.event_driven is False or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)):
-            return False
-        if self.event_driven is True:
-            return True
-        return float(torch.count_nonzero(x)) < self.event_threshold * x.numel()
-
     def propagate(self, x2d: torch.Tensor) -> torch.Tensor:
         return self._linear(x2d, self.bias)
 

@@ -350,13 +350,6 @@ class Sparse(DelayedProjection, Node):
                           self._crow_by_row, self._col_by_row, self._perm_by_row)
 
     # ------------------------------------------------------------------ propagation
-    def use_event_path(self, x: torch.Tensor) -> bool:
-        """Event-driven only without autograd; in ``"auto"`` mode only for sparse input."""
-        if self.event_driven is False or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)):
-            return False
-        if self.event_driven is True:
-            return True
-        return float(torch.count_nonzero(x)) < self.event_threshold * x.numel()
 
     def _ell(self, table: str):
         """Padded per-presynaptic-neuron tables ``(weights [in, K], targets [in, K])``, K = the

@@ -41,7 +41,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -50,6 +49,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..atomic import atomic_path
 from ..simulator import Simulator
 from .data import make_loader
 
@@ -70,21 +70,8 @@ def atomic_save(obj: Any, path) -> str:
         >>> atomic_save({"w": torch.zeros(3)}, "ckpt/last.pt")
     """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
     return path
 
 

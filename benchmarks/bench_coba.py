@@ -50,6 +50,8 @@ Run: ``python -m benchmarks.bench_coba [--quick] [--repeats N] [--out file.json]
 """
 from __future__ import annotations
 
+import atexit
+import shutil
 import sys
 import tempfile
 import time
@@ -304,7 +306,9 @@ def _brian2_build(target):
         if target == "cython":
             _check_cython(b2)
             if cfg.get("fresh_cython_cache"):   # compile from scratch: an honest compile time
-                b2.prefs.codegen.runtime.cython.cache_dir = tempfile.mkdtemp(prefix="bench_coba_cython_")
+                cache = tempfile.mkdtemp(prefix="bench_coba_cython_")
+                atexit.register(shutil.rmtree, cache, ignore_errors=True)
+                b2.prefs.codegen.runtime.cython.cache_dir = cache
         meter.start()
         network, mon = make_brian2(cfg, net, target)
         duration = cfg["duration"] * b2.second
@@ -341,7 +345,6 @@ def _brian2_build(target):
 
 def _check_cython(b2):
     """Raise with a clear message when Cython or a C compiler is missing (the case then fails)."""
-    import shutil
     import Cython  # noqa: F401
     if not (shutil.which("gcc") or shutil.which("cc")):
         raise RuntimeError("no C compiler (gcc/cc) found: Brian2's cython target cannot run")

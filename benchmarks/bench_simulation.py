@@ -40,7 +40,7 @@ def defaults(quick: bool = False) -> dict:
     cfg = dict(T=1000, batch=1, n_in=4096, n_out=4096, p_in=0.01,
                # ~41 active inputs per step; N(0.02, 0.3) weights give ~4 % spikes per step (40 Hz)
                w_mean=0.02, w_std=0.3, tau_mem=10e-3, dt=1e-3, v_th=1.0, surrogate_scale=10.0,
-               warmup=2, repeats=10, rounds=2)
+               warmup=2, repeats=16, rounds=2)
     if quick:
         cfg.update(T=100, n_in=1024, n_out=1024, p_in=0.02, warmup=1, repeats=2, rounds=1)
     return cfg

@@ -47,7 +47,7 @@ def defaults(quick: bool = False) -> dict:
     cfg = dict(T=100, batch=16, n_in=1024, n_out=1024, p_in=0.2,
                # weights N(w_mean, w_std): ~5 % spikes per step (50 Hz at dt = 1 ms), ~80 % of neurons active
                w_mean=0.005, w_std=0.1, tau_mem=10e-3, dt=1e-3, v_th=1.0, surrogate_scale=10.0,
-               warmup=3, repeats=20, rounds=2)
+               warmup=3, repeats=30, rounds=2)
     if quick:
         cfg.update(T=20, batch=4, n_in=256, n_out=256, w_mean=0.02, w_std=0.2, warmup=1, repeats=2, rounds=1)
     return cfg

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
@@ -457,7 +457,7 @@ def write_json_atomic(path, data) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=_json_default)
+            json.dump(_finite(data), f, indent=2, default=_json_default, allow_nan=False)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
@@ -468,6 +468,17 @@ def write_json_atomic(path, data) -> None:
         except OSError:
             pass
         raise
+
+
+def _finite(o):
+    """NaN and infinities -> None (strict JSON), recursively."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
 
 
 def _json_default(o):

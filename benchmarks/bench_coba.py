@@ -29,9 +29,9 @@ The same connectivity (pre/post lists) and the same initial values (one numpy dr
 to every simulator, so only arithmetic (float64 in Brian2, float32 in neurosim) and chaos make
 their spike trains diverge; the firing rates show that they are in the same regime.
 
-neurosim: two populations ``Population("coba_lif", 3200 | 800, CobaLIFParams(...))`` (ports
-"exc" and "inh"), four ``Sparse`` projections exc->exc, exc->inh (port "exc", weight we) and
-inh->exc, inh->inh (port "inh", weight wi), each fed by a back-edge from its source population:
+neurosim: one population ``Population("coba_lif", 4000, CobaLIFParams(...))`` (ports "exc" and
+"inh") as in Brian2's example, two ``Sparse`` projections from its first 3200 neurons (port "exc",
+weight we) and from its last 800 (port "inh", weight wi), each fed by a back-edge:
 x[t] = W s[t-1], which with ``input_same_step=True`` is Brian2's schedule (state update with the
 conductances holding the spikes of the previous step, threshold, reset; spikes then propagated).
 Brian2 counts the 5 ms refractory period from the spike (silent for 49 further steps), which is
@@ -133,31 +133,26 @@ def coba_params(cfg):
 
 
 def make_neurosim(cfg, net):
-    """(simulator, initial NetworkState, zero input [T, 1, 1]) of the two-population COBA graph."""
+    """(simulator, initial NetworkState, zero input [T, 1, 1]) of the COBA graph laid out as in
+    Brian2's example: one population of all neurons, an excitatory projection from its first
+    ``n_exc`` neurons to the "exc" port and an inhibitory one from the rest to the "inh" port."""
     import neurosim as ns
     n_exc, n_inh = cfg["n_exc"], cfg["n_inh"]
-    sizes = {"exc": n_exc, "inh": n_inh}
-    params = coba_params(cfg)
+    n = n_exc + n_inh
     g = ns.Graph().add_input("ext", 1)
-    g.add("exc", ns.Population("coba_lif", n_exc, params))
-    g.add("inh", ns.Population("coba_lif", n_inh, params))
-    for src, weight in (("exc", cfg["we"]), ("inh", cfg["wi"])):
-        pre, post = net[f"{src}_pre"], net[f"{src}_post"]
-        for tgt, lo in (("exc", 0), ("inh", n_exc)):
-            keep = (post >= lo) & (post < lo + sizes[tgt])
-            proj = ns.Sparse(sizes[src], sizes[tgt], pre=torch.from_numpy(pre[keep]),
-                             post=torch.from_numpy(post[keep] - lo), weight=float(weight))
-            name = f"{src}_to_{tgt}"
-            g.add(name, proj)
-            g.connect(src, name, back=True)     # x[t] = W s[t-1]
-            g.connect(name, tgt, port=src)      # "exc" or "inh" conductance port
+    g.add("neurons", ns.Population("coba_lif", n, coba_params(cfg)))
+    for src, offset, weight in (("exc", 0, cfg["we"]), ("inh", n_exc, cfg["wi"])):
+        name = f"{src}_synapses"
+        g.add(name, ns.Sparse(n, n, pre=torch.from_numpy(net[f"{src}_pre"] + offset),
+                              post=torch.from_numpy(net[f"{src}_post"]), weight=float(weight)))
+        g.connect("neurons", name, back=True)     # x[t] = W s[t-1]
+        g.connect(name, "neurons", port=src)      # "exc" or "inh" conductance port
+    g.add_output("neurons")
     sim = ns.Simulator(g, dt=cfg["dt"])
     state = sim.initial_state(1)
-    nodes = dict(state.nodes)
     ge, gi = initial_conductances(cfg, net)
-    for name, sl in (("exc", slice(0, n_exc)), ("inh", slice(n_exc, n_exc + n_inh))):
-        st = nodes[name]
-        nodes[name] = st._replace(v=_row(net["v"][sl]), g_exc=_row(ge[sl]), g_inh=_row(gi[sl]))
+    nodes = dict(state.nodes)
+    nodes["neurons"] = nodes["neurons"]._replace(v=_row(net["v"]), g_exc=_row(ge), g_inh=_row(gi))
     state = type(state)(nodes, state.previous)
     ext = torch.zeros(steps(cfg), 1, 1)
     return sim, state, ext
@@ -175,11 +170,11 @@ def _row(a):
     return torch.as_tensor(a, dtype=torch.float32).reshape(1, -1).clone()
 
 
-def run_neurosim(sim, state, ext):
+def run_neurosim(sim, state, ext, n_exc):
     """Spike trains ``(exc [T, n_exc], inh [T, n_inh])`` of one run from ``state``."""
     with torch.no_grad():
-        out = sim.run(ext, state=state).outputs
-    return out["exc"][:, 0], out["inh"][:, 0]
+        out = sim.run(ext, state=state).outputs["neurons"][:, 0]
+    return out[:, :n_exc], out[:, n_exc:]
 
 
 def _neurosim_build(cfg, meter):
@@ -190,13 +185,13 @@ def _neurosim_build(cfg, meter):
     last = {}
 
     def run():
-        last["out"] = run_neurosim(sim, state, ext)
+        last["out"] = run_neurosim(sim, state, ext, cfg["n_exc"])
 
     def info():
         se, si = last["out"]
         return rates(float(se.sum()), float(si.sum()), cfg)
     # warm-up: the first WARM_STEPS steps (fills the projections' caches), not a whole second
-    return Prepared(run=run, info=info, warm=lambda: run_neurosim(sim, state, ext[:WARM_STEPS]))
+    return Prepared(run=run, info=info, warm=lambda: run_neurosim(sim, state, ext[:WARM_STEPS], cfg["n_exc"]))
 
 
 # ---------------------------------------------------------------------------- plain PyTorch

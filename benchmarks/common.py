@@ -31,7 +31,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -451,23 +450,11 @@ def environment() -> Dict[str, Any]:
 
 
 def write_json_atomic(path, data) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (temporary file in the same folder + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_finite(data), f, indent=2, default=_json_default, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write ``data`` as strict JSON to ``path`` atomically (neurosim.atomic.atomic_path)."""
+    from neurosim.atomic import atomic_path
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(_finite(data), f, indent=2, default=_json_default, allow_nan=False)
+        f.write("\n")
 
 
 def _finite(o):

@@ -88,6 +88,13 @@ class Simulator(nn.Module):
         else:
             self.blocks = plan_components(graph, self.order)
         self.back_sources = sorted({e.source for e in graph.edges if e.back})
+        # per stepped block: nodes whose whole output sequence is read outside the block (or returned)
+        outputs = set(graph.output_names())
+        self._kept = {}
+        for names, loop in self.blocks:
+            inside = set(names)
+            self._kept[tuple(names)] = {n for n in names if n in outputs or any(
+                e.source == n and e.target not in inside for e in graph.edges)}
         # per node, per port: list of (source, back) edges, resolved once
         self._inputs = {n: [[(e.source, e.back) for e in graph.edges if e.target == n and e.port == p]
                             for p in graph.nodes[n].input_ports] for n in self.order}
@@ -120,6 +127,8 @@ class Simulator(nn.Module):
                 got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
                 raise ValueError(f"input {name!r}: expected a [T, batch, {', '.join(map(str, want))}] "
                                  f"tensor (time first), got {got}")
+            if x.shape[0] == 0:
+                raise ValueError(f"input {name!r} has no time steps (T = 0)")
             steps.add(tuple(x.shape[:2]))
         if len(steps) != 1:
             raise ValueError(f"all inputs need the same [T, batch]; got {sorted(steps)}")
@@ -167,15 +176,17 @@ class Simulator(nn.Module):
             watched.setdefault(m.node, []).append(m)
 
         seqs: Dict[str, torch.Tensor] = dict(inputs)
+        last_outputs: Dict[str, torch.Tensor] = {}     # last step of nodes whose sequence is not kept
         node_states = dict(state.nodes)
         ops: Dict[str, Dict[str, float]] = {}
         for names, loop in self.blocks:  # a monitor rolls back a run that raised here at its next start/close
             if not loop:
                 self._run_single(names[0], seqs, node_states, state.previous, steps, watched, count_ops, ops)
             else:
-                self._run_stepped(names, seqs, node_states, state.previous, steps, watched, count_ops, ops)
+                self._run_stepped(names, seqs, last_outputs, node_states, state.previous, steps, watched,
+                                  count_ops, ops)
 
-        previous = {n: seqs[n][-1] for n in self.back_sources}
+        previous = {n: (seqs[n][-1] if n in seqs else last_outputs[n]) for n in self.back_sources}
         records = {m.name: m.finish() for m in monitors}
         outputs = {n: seqs[n] for n in self.graph.output_names()}
         return SimulationResult(outputs, NetworkState(node_states, previous), records, ops)
@@ -222,11 +233,14 @@ class Simulator(nn.Module):
         if count_ops:
             _add_ops(ops, name, node.count_ops(xs[0] if len(xs) == 1 else tuple(xs), out))
 
-    def _run_stepped(self, names, seqs, node_states, previous, steps, watched, count_ops, ops):
+    def _run_stepped(self, names, seqs, last_outputs, node_states, previous, steps, watched, count_ops, ops):
+        """Advance a block with a loop one step at a time. Only the output sequences that are read
+        outside the block, returned, or counted are kept; the others live for one step."""
         in_block = set(names)
         nodes = [self.graph.nodes[n] for n in names]
         last = {n: previous[n] for n in names if n in previous}    # outputs of step t-1 in this block
-        outs = {n: [] for n in names}
+        kept = set(names) if count_ops else self._kept[tuple(names)]
+        outs = {n: [] for n in names if n in kept}
         ins = {n: [] for n in names} if count_ops else None
         dt = self.dt
         for t in range(steps):
@@ -245,13 +259,17 @@ class Simulator(nn.Module):
                 x = xs[0] if len(xs) == 1 else tuple(xs)
                 y, node_states[name] = node.step(x, node_states[name], dt)
                 current[name] = y
-                outs[name].append(y)
+                if name in outs:
+                    outs[name].append(y)
                 if ins is not None:
                     ins[name].append(x)
                 for m in watched.get(name, ()):
                     m.record(t, _values(y, node_states[name]))
             last.update(current)
         for name, node in zip(names, nodes):
+            if name not in outs:
+                last_outputs[name] = last[name]
+                continue
             seqs[name] = torch.stack(outs[name])
             if count_ops:
                 x = ins[name]

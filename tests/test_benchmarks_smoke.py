@@ -66,7 +66,7 @@ def test_coba_neurosim_equals_plain_torch_and_brian2_agrees():
     cfg = tiny(bench_coba, n_exc=64, n_inh=16, p_connect=0.1, duration=0.03, we=0.5, wi=4.0)
     net = bench_coba.make_network(cfg)
     sim, state, ext = bench_coba.make_neurosim(cfg, net)
-    exc, inh = bench_coba.run_neurosim(sim, state, ext)
+    exc, inh = bench_coba.run_neurosim(sim, state, ext, cfg["n_exc"])
     spikes = torch.cat([exc, inh], 1)
     ref = bench_coba.torch_reference_loop(cfg, *bench_coba.make_torch_reference(cfg, net))
     assert spikes.sum() >= 10, "the tiny COBA network must spike"

@@ -165,9 +165,11 @@ def apply_reset(v: torch.Tensor, s: torch.Tensor, reset: str, v_threshold, v_res
 
     zero: v (1 - s); value: v (1 - s) + v_reset s; subtract: v - (v_threshold - v_reset) s."""
     if reset == "subtract":
-        return v - s * (v_threshold - v_reset)
+        jump = v_threshold - v_reset
+        # one op where the jump is a number; exact either way since s is 0 or 1
+        return torch.sub(v, s, alpha=jump) if isinstance(jump, (int, float)) else v - s * jump
     if reset == "zero":
-        return v * (1.0 - s)
+        return torch.addcmul(v, v, s, value=-1.0)    # v - v s, the same values as v (1 - s)
     return v * (1.0 - s) + s * v_reset
 
 

@@ -48,6 +48,7 @@ __all__ = ["Sparse", "sparse_linear"]
 
 #: the padded per-neuron table is used when it holds at most this many times nnz entries
 _ELL_MAX_PADDING = 2.0
+_ELL_ALWAYS_BELOW = 1 << 21   # padded tables up to 2M slots (8 MB of float32 weights) are always fine
 
 
 class _Structure(NamedTuple):
@@ -231,7 +232,8 @@ class Sparse(DelayedProjection, Node):
         self.register_buffer("_col_by_row", pre_i[by_row], persistent=False)
         self._rows_total = groups * out_features
         self._max_fan_out = int(fan_out.max()) if nnz else 0
-        self._use_ell = in_features * self._max_fan_out <= _ELL_MAX_PADDING * nnz + 1024
+        padded = in_features * self._max_fan_out
+        self._use_ell = padded <= _ELL_MAX_PADDING * nnz + 1024 or padded <= _ELL_ALWAYS_BELOW
 
         self.weight = nn.Parameter(torch.empty(nnz))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None

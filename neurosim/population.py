@@ -6,6 +6,11 @@ function. Parameters named in ``trainable`` become ``nn.Parameter`` (scalars, or
 the value given is a tensor), so time constants and thresholds can be learnt by BPTT; the other
 tensor parameters are buffers that move with ``.to(device)``.
 
+Trained time constants are in seconds (e.g. 0.01), so an optimizer step of size ~lr moves them a
+lot: give them their own parameter group with a learning rate around 1e-4 (Adam), e.g.
+``Adam([{"params": weights}, {"params": [pop.tau_mem], "lr": 1e-4}], lr=1e-2)``. Time constants
+that still reach zero are floored at dt/100 by the step (see ``decay_factor``), never NaN.
+
 Example::
 
     >>> pop = Population("lif", 128, LIFParams(tau_mem=20e-3), trainable=("tau_mem", "v_threshold"),

@@ -154,8 +154,12 @@ def check_time_step(tau, dt: float, where: str) -> None:
 def decay_factor(tau, dt: float, integration: str):
     """Per-step decay of ``dx/dt = -x / tau``: exp(-dt/tau) (exact) or 1 - dt/tau (forward Euler).
 
-    Returns a float when ``tau`` is a float, else a tensor (differentiable in ``tau``)."""
+    Returns a float when ``tau`` is a float, else a tensor (differentiable in ``tau``). A tensor
+    tau (per-neuron or trainable) is floored at dt / 100 here, so an optimizer step that drives a
+    trained time constant to zero or below gives a neuron that forgets within a step instead of
+    an overflow to inf/NaN (the gradient is zero below the floor)."""
     if isinstance(tau, torch.Tensor):
+        tau = tau.clamp(min=dt / 100.0)
         return torch.exp(-dt / tau) if integration == "exact" else 1.0 - dt / tau
     return math.exp(-dt / tau) if integration == "exact" else 1.0 - dt / tau
 

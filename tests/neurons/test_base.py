@@ -98,3 +98,18 @@ def test_params_summary_is_plain():
     summary = base.params_summary(ns.CobaLIFParams(tau_mem=torch.tensor([0.01, 0.02])))
     assert summary["tau_mem"] == pytest.approx([0.01, 0.02])
     assert summary["refractory_steps"] == 49 and summary["integration"] == "exact"
+
+
+def test_tensor_time_constant_driven_negative_does_not_give_nan():
+    """An optimizer step can push a trained tau below zero; the step must stay finite."""
+    import neurosim as ns
+    pop = ns.Population("lif", 3, ns.LIFParams(tau_mem=10e-3), trainable=("tau_mem",))
+    with torch.no_grad():
+        pop.tau_mem.fill_(-0.05)
+    x = torch.ones(2, 3, requires_grad=True)
+    s, state = pop.step(x, pop.initial_state(2), 1e-3)
+    assert torch.isfinite(state.v).all() and torch.isfinite(s).all()
+    (s.sum() + state.v.sum()).backward()
+    assert torch.isfinite(x.grad).all()
+    # floored at dt/100: a = exp(-100), so v jumps to r I = 1 at once, which is not above threshold 1
+    assert torch.allclose(state.v, torch.ones(2, 3), atol=1e-6) and s.sum() == 0

@@ -35,8 +35,10 @@ __all__ = ["OpsReport", "EnergyEstimate", "summarize_ops", "energy_estimate", "E
 #:
 #: ``"loihi"``: e_synop = 23.6 pJ per synaptic spike operation and e_spike = 1.7 pJ per spike
 #: sent within a tile (Davies et al., "Loihi: A Neuromorphic Manycore Processor with On-Chip
-#: Learning", IEEE Micro 38(1), 2018, Table 2; 14 nm). e_mac = 4.6 pJ for the conventional
-#: comparison (see ``"cmos45nm"``).
+#: Learning", IEEE Micro 38(1), 2018, its table of energy figures ("synaptic spike op (min)"
+#: and "within-tile spike energy"); 14 nm). These two values were taken from memory and could
+#: not be checked against the paper offline: verify them before quoting energies. e_mac = 4.6 pJ
+#: for the conventional comparison (see ``"cmos45nm"``).
 #:
 #: ``"cmos45nm"``: a 32-bit float multiply-accumulate in 45 nm CMOS at 0.9 V costs
 #: 0.9 pJ (add) + 3.7 pJ (multiply) = 4.6 pJ (Horowitz, "Computing's energy problem (and what we

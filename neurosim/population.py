@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Iterable, Optional
 
 import torch
@@ -28,7 +29,7 @@ from torch import nn
 
 from .neurons.base import get_neuron_model, params_summary
 from .node import Node, as_shape, state_device_dtype
-from .surrogate import get_surrogate, SpikeFunction
+from .surrogate import get_surrogate, spike
 
 __all__ = ["Population"]
 
@@ -70,15 +71,7 @@ class Population(Node):
                 self._tensor_fields.append(f.name)
         self._params = params
         self._params_cache = (None, params)
-        self._spike_fn = self._make_spike_fn(self.surrogate)
-
-    @staticmethod
-    def _make_spike_fn(sg):
-        def spike_fn(x):
-            if torch.is_grad_enabled() and x.requires_grad:
-                return SpikeFunction.apply(x, sg)
-            return (x > 0).to(x.dtype)
-        return spike_fn
+        self._spike_fn = functools.partial(spike, surrogate=self.surrogate)
 
     @property
     def params(self):

@@ -88,12 +88,12 @@ class Simulator(nn.Module):
         else:
             self.blocks = plan_components(graph, self.order)
         self.back_sources = sorted({e.source for e in graph.edges if e.back})
-        # per stepped block: nodes whose whole output sequence is read outside the block (or returned)
-        outputs = set(graph.output_names())
+        # per stepped block: nodes whose whole output sequence is read outside the block (the
+        # graph's outputs are added per run, since they may be marked after the Simulator is built)
         self._kept = {}
         for names, loop in self.blocks:
             inside = set(names)
-            self._kept[tuple(names)] = {n for n in names if n in outputs or any(
+            self._kept[tuple(names)] = {n for n in names if any(
                 e.source == n and e.target not in inside for e in graph.edges)}
         # per node, per port: list of (source, back) edges, resolved once
         self._inputs = {n: [[(e.source, e.back) for e in graph.edges if e.target == n and e.port == p]
@@ -132,6 +132,8 @@ class Simulator(nn.Module):
             steps.add(tuple(x.shape[:2]))
         if len(steps) != 1:
             raise ValueError(f"all inputs need the same [T, batch]; got {sorted(steps)}")
+        if all(x.is_floating_point() for x in inputs.values()):
+            return inputs
         dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.get_default_dtype())
         return {name: x if x.is_floating_point() else x.to(dtype) for name, x in inputs.items()}
 
@@ -145,10 +147,9 @@ class Simulator(nn.Module):
         for name, node_state in list(state.nodes.items()) + list(state.previous.items()):
             tensors = [node_state] if isinstance(node_state, torch.Tensor) else [
                 t for t in (node_state or ()) if isinstance(t, torch.Tensor)]
-            for t in tensors[:1]:
-                if t.dim() == 0 or t.shape[0] != batch:
-                    raise ValueError(f"state of {name!r} has batch size {t.shape[0] if t.dim() else 0} "
-                                     f"but the inputs have batch size {batch}")
+            if tensors and (tensors[0].dim() == 0 or tensors[0].shape[0] != batch):
+                got = tensors[0].shape[0] if tensors[0].dim() else 0
+                raise ValueError(f"state of {name!r} has batch size {got} but the inputs have batch size {batch}")
 
     # ------------------------------------------------------------------ running
     def run(self, inputs, state: Optional[NetworkState] = None, monitors: Iterable = (),
@@ -175,6 +176,7 @@ class Simulator(nn.Module):
             m.start(self, steps, batch)
             watched.setdefault(m.node, []).append(m)
 
+        output_names = self.graph.output_names()
         seqs: Dict[str, torch.Tensor] = dict(inputs)
         last_outputs: Dict[str, torch.Tensor] = {}     # last step of nodes whose sequence is not kept
         node_states = dict(state.nodes)
@@ -183,12 +185,13 @@ class Simulator(nn.Module):
             if not loop:
                 self._run_single(names[0], seqs, node_states, state.previous, steps, watched, count_ops, ops)
             else:
-                self._run_stepped(names, seqs, last_outputs, node_states, state.previous, steps, watched,
-                                  count_ops, ops)
+                kept = set(names) if count_ops else self._kept[tuple(names)] | set(output_names)
+                self._run_stepped(names, kept, seqs, last_outputs, node_states, state.previous, steps,
+                                  watched, count_ops, ops)
 
         previous = {n: (seqs[n][-1] if n in seqs else last_outputs[n]) for n in self.back_sources}
         records = {m.name: m.finish() for m in monitors}
-        outputs = {n: seqs[n] for n in self.graph.output_names()}
+        outputs = {n: seqs[n] for n in output_names}
         return SimulationResult(outputs, NetworkState(node_states, previous), records, ops)
 
     forward = run
@@ -233,13 +236,12 @@ class Simulator(nn.Module):
         if count_ops:
             _add_ops(ops, name, node.count_ops(xs[0] if len(xs) == 1 else tuple(xs), out))
 
-    def _run_stepped(self, names, seqs, last_outputs, node_states, previous, steps, watched, count_ops, ops):
-        """Advance a block with a loop one step at a time. Only the output sequences that are read
-        outside the block, returned, or counted are kept; the others live for one step."""
+    def _run_stepped(self, names, kept, seqs, last_outputs, node_states, previous, steps, watched, count_ops, ops):
+        """Advance a block with a loop one step at a time. Only the output sequences in ``kept``
+        (read outside the block, returned, or counted) are stacked; the others live for one step."""
         in_block = set(names)
         nodes = [self.graph.nodes[n] for n in names]
         last = {n: previous[n] for n in names if n in previous}    # outputs of step t-1 in this block
-        kept = set(names) if count_ops else self._kept[tuple(names)]
         outs = {n: [] for n in names if n in kept}
         ins = {n: [] for n in names} if count_ops else None
         dt = self.dt

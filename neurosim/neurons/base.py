@@ -132,8 +132,9 @@ def check_fields_positive(params, names) -> None:
     """``check_positive`` on the named fields of a params dataclass that are plain numbers.
 
     Meant for ``__post_init__``: tensor values (per-neuron or trainable parameters) are skipped
-    here, because ``Population.params`` rebuilds the dataclass every step and a check on a tensor
-    would synchronise with the device; they are checked once by ``NeuronModel.validate``."""
+    here, because ``Population.params`` rebuilds the dataclass whenever its tensors are replaced
+    and a check on a tensor would synchronise with the device; they are checked once by
+    ``NeuronModel.validate``."""
     for name in names:
         value = getattr(params, name)
         if not isinstance(value, torch.Tensor):

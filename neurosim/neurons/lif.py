@@ -111,8 +111,6 @@ def lif_step(x: torch.Tensor, state: LIFState, p: LIFParams, dt: float,
     return s, LIFState(v=v, i=x, refractory=refractory)
 
 
-
-
 class _LIFSequence(torch.autograd.Function):
     """T LIF steps in one autograd node (same arithmetic as :func:`lif_step`, bit for bit).
 

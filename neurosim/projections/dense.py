@@ -72,12 +72,11 @@ class Dense(DelayedProjection, Node):
                                  f"got {tuple(weight.shape)}")
             dtype = weight.dtype if weight.is_floating_point() else torch.get_default_dtype()
             self.weight = nn.Parameter(weight.detach().to(dtype).clone())   # keeps float64 exact
-        self._weight_t_cache = (None, None)
+        self._transposed_cache = {}
         self._setup_delays(delay, (out_features, in_features), "Dense.delay")
         if self.delays is not None and not self.delays.uniform:
             masks = self.delays.group.unsqueeze(0) == torch.arange(self.delays.groups).view(-1, 1, 1)
             self.register_buffer("_delay_masks", masks, persistent=False)   # [G, out, in]
-        self._grouped_t_cache = (None, None)
 
     def reset_parameters(self):
         bound = 1.0 / math.sqrt(self.in_features)
@@ -85,12 +84,18 @@ class Dense(DelayedProjection, Node):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
+    def _transposed(self, slot: str, matrix) -> torch.Tensor:
+        """Contiguous transpose of ``matrix()`` (a function of the weight), cached per ``slot``
+        until the weight changes (data pointer, in-place version or device)."""
+        key = (self.weight.data_ptr(), self.weight._version, self.weight.device)
+        cached = self._transposed_cache.get(slot)
+        if cached is None or cached[0] != key:
+            cached = self._transposed_cache[slot] = (key, matrix().detach().t().contiguous())
+        return cached[1]
+
     def weight_t(self) -> torch.Tensor:
         """Contiguous ``[in, out]`` copy of the weight, cached until the weight changes."""
-        key = (self.weight.data_ptr(), self.weight._version, self.weight.device)
-        if self._weight_t_cache[0] != key:
-            self._weight_t_cache = (key, self.weight.detach().t().contiguous())
-        return self._weight_t_cache[1]
+        return self._transposed("weight", lambda: self.weight)
 
     def propagate(self, x2d: torch.Tensor) -> torch.Tensor:
         return self._linear(x2d, self.bias)
@@ -115,10 +120,7 @@ class Dense(DelayedProjection, Node):
         if groups == 1:
             z = self._linear(x2d, None)
         elif self.use_event_path(x2d):
-            key = (self.weight.data_ptr(), self.weight._version, self.weight.device)
-            if self._grouped_t_cache[0] != key:
-                self._grouped_t_cache = (key, self.grouped_weight().detach().t().contiguous())
-            z = event_driven_linear(x2d, self._grouped_t_cache[1])
+            z = event_driven_linear(x2d, self._transposed("grouped", self.grouped_weight))
         else:
             z = F.linear(x2d, self.grouped_weight())
         return z.reshape(x2d.shape[0], groups, self.out_features)

@@ -5,7 +5,8 @@ Same LIF dynamics and library set-ups as :mod:`benchmarks.bench_training` (forwa
 reset to zero, input in the same step), without the backward pass:
 
 * neurosim: ``Simulator.run``; its ``Dense`` picks the event-driven path by itself at inference
-  (input density below ``event_threshold``): only the weight rows of active inputs are summed;
+  (the cost model of ``neurosim.projections.event_cost``: here 1 % density over T x batch = 1000
+  rows, far below its ~10 % crossover): only the weight rows of active inputs are summed;
 * norse (``LIF`` and a ``LIFBoxCell`` loop), snnTorch, SpikingJelly: ``Linear`` on all T at once
   (their idiomatic path: one dense matmul), then the neuron over T;
 * plain PyTorch, dense: ``F.linear`` on all T, then the LIF loop;

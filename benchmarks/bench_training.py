@@ -200,11 +200,13 @@ def make_spikingjelly(w, cfg):
 
 
 # ---------------------------------------------------------------------------- cases
-def _training_case(make):
+def training_case(make, inputs=None):
+    """A timed case: forward + backward of the sum of output spikes of ``make(*weights, cfg)``,
+    on ``inputs(cfg) -> (x, *weights)`` (this workload's :func:`make_inputs` by default)."""
     def build(cfg, meter):
-        x, w = make_inputs(cfg)
+        x, *weights = (inputs or make_inputs)(cfg)
         meter.start()
-        forward, module = make(w, cfg)
+        forward, module = make(*weights, cfg)
         params = [p for p in module.parameters() if p.requires_grad]
         last = {}
 
@@ -238,12 +240,12 @@ def _floor_build(cfg, meter):
 
 
 CASES = {
-    "neurosim": Case("neurosim", _training_case(make_neurosim), "neurosim"),
-    "norse": Case("peer", _training_case(make_norse), "norse LIF", "nn.Linear on all T + norse.torch.LIF"),
-    "norse_box": Case("peer", _training_case(make_norse_box), "norse LIFBoxCell loop"),
-    "snntorch": Case("peer", _training_case(make_snntorch), "snnTorch Leaky"),
-    "spikingjelly": Case("peer", _training_case(make_spikingjelly), "SpikingJelly LIFNode (m)"),
-    "torch": Case("reference", _training_case(make_torch), "plain PyTorch loop"),
+    "neurosim": Case("neurosim", training_case(make_neurosim), "neurosim"),
+    "norse": Case("peer", training_case(make_norse), "norse LIF", "nn.Linear on all T + norse.torch.LIF"),
+    "norse_box": Case("peer", training_case(make_norse_box), "norse LIFBoxCell loop"),
+    "snntorch": Case("peer", training_case(make_snntorch), "snnTorch Leaky"),
+    "spikingjelly": Case("peer", training_case(make_spikingjelly), "SpikingJelly LIFNode (m)"),
+    "torch": Case("reference", training_case(make_torch), "plain PyTorch loop"),
     "floor": Case("floor", _floor_build, "matmul floor"),
 }
 

@@ -1,4 +1,4 @@
-"""Run every benchmark workload (training, simulation, COBA) and print one combined table.
+"""Run every benchmark workload (training, recurrent training, simulation, COBA) and print one table.
 
     python -m benchmarks.run_all                  # full run (about 10 minutes on 2 cores)
     python -m benchmarks.run_all --quick          # small sizes, 1-2 repeats: a smoke run
@@ -23,6 +23,7 @@ from benchmarks import common
 
 MODULES = {
     "training": "benchmarks.bench_training",
+    "recurrent": "benchmarks.bench_recurrent",
     "simulation": "benchmarks.bench_simulation",
     "coba": "benchmarks.bench_coba",
 }

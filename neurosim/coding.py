@@ -26,43 +26,25 @@ from typing import Optional
 
 import torch
 
+from .validation import as_float_tensor, check_choice, check_finite, check_int, check_number, check_sequence
+
 __all__ = ["poisson_encode", "latency_encode", "delta_encode", "direct_encode",
            "spike_count", "mean_membrane", "max_membrane", "first_spike_time"]
 
 
-def _tensor(x, where: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        try:
-            x = torch.as_tensor(x)
-        except Exception:
-            raise TypeError(f"{where}: expected a tensor, got {type(x).__name__}") from None
-    if not x.is_floating_point():
-        x = x.to(torch.get_default_dtype())
-    return x
-
-
-def _check_steps(steps, where: str) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"{where}: steps must be an integer >= 1, got {steps!r}")
-    return steps
-
-
-def _check_dt(dt, where: str) -> float:
-    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (dt > 0 and math.isfinite(dt)):
-        raise ValueError(f"{where}: dt must be a positive number of seconds, got {dt!r}")
-    return float(dt)
-
-
-def _check_finite(x: torch.Tensor, where: str, name: str) -> None:
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{where}: {name} contains NaN or infinite values")
-
-
 def _check_unit(x: torch.Tensor, where: str) -> None:
-    _check_finite(x, where, "x")
+    check_finite(x, f"{where}: x")
     if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
         raise ValueError(f"{where}: intensities must lie in [0, 1], got values in "
                          f"[{float(x.min()):g}, {float(x.max()):g}]")
+
+
+def _check_steps(steps, where: str) -> int:
+    return check_int(steps, f"{where}: steps", minimum=1)
+
+
+def _check_dt(dt, where: str) -> float:
+    return check_number(dt, f"{where}: dt", positive=True, what="time step", unit="s")
 
 
 # ---------------------------------------------------------------------- encoders
@@ -85,17 +67,15 @@ def poisson_encode(x, steps: int, dt: float, max_rate: Optional[float] = None,
         >>> s.mean()          # ~ 50 Hz * 1 ms = 0.05
     """
     where = "poisson_encode"
-    x = _tensor(x, where)
+    x = as_float_tensor(x, where)
     steps, dt = _check_steps(steps, where), _check_dt(dt, where)
-    _check_finite(x, where, "x")
+    check_finite(x, f"{where}: x")
     if max_rate is None:
         if x.numel() and float(x.min()) < 0:
             raise ValueError(f"{where}: rates must be >= 0 Hz, got a minimum of {float(x.min()):g}")
         rate = x
     else:
-        if isinstance(max_rate, bool) or not isinstance(max_rate, (int, float)) or not (
-                max_rate >= 0 and math.isfinite(max_rate)):
-            raise ValueError(f"{where}: max_rate must be a finite rate >= 0 Hz, got {max_rate!r}")
+        max_rate = check_number(max_rate, f"{where}: max_rate", nonnegative=True, what="rate", unit="Hz")
         _check_unit(x, where)
         rate = x * max_rate
     p = rate * dt
@@ -133,12 +113,10 @@ def latency_encode(x, steps: int, method: str = "linear", threshold: float = 0.0
         [[0, 0], [5, 1]]            # (step, input): x = 0 never spikes
     """
     where = "latency_encode"
-    x = _tensor(x, where)
+    x = as_float_tensor(x, where)
     steps = _check_steps(steps, where)
-    if method not in ("linear", "log"):
-        raise ValueError(f"{where}: method must be 'linear' or 'log', got {method!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (0.0 <= threshold < 1.0):
-        raise ValueError(f"{where}: threshold must be a number in [0, 1), got {threshold!r}")
+    check_choice(method, ("linear", "log"), f"{where}: method")
+    threshold = check_number(threshold, f"{where}: threshold", nonnegative=True, below=1.0)
     _check_unit(x, where)
     fires = x > threshold
     if method == "linear":
@@ -146,7 +124,8 @@ def latency_encode(x, steps: int, method: str = "linear", threshold: float = 0.0
     else:
         if tau is None or dt is None:
             raise ValueError(f"{where}: method='log' needs tau and dt (seconds)")
-        tau, dt = _check_dt(tau, where + " tau"), _check_dt(dt, where)
+        tau = check_number(tau, f"{where}: tau", positive=True, what="time constant", unit="s")
+        dt = _check_dt(dt, where)
         if threshold <= 0:
             raise ValueError(f"{where}: method='log' needs 0 < threshold < 1 (the RC firing level), got {threshold!r}")
         safe = torch.where(fires, x, torch.ones_like(x))
@@ -188,23 +167,19 @@ def delta_encode(signal, threshold: float, off_spikes: bool = True, signed: bool
         [[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]
     """
     where = "delta_encode"
-    s = _tensor(signal, where)
-    if s.dim() < 2:
-        raise ValueError(f"{where}: signal must be [T, B, ...], got shape {tuple(s.shape)}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
-            threshold > 0 and math.isfinite(threshold)):
-        raise ValueError(f"{where}: threshold must be a positive finite number, got {threshold!r}")
-    _check_finite(s, where, "signal")
+    s = check_sequence(as_float_tensor(signal, where), f"{where}: signal")
+    threshold = check_number(threshold, f"{where}: threshold", positive=True)
+    check_finite(s, f"{where}: signal")
     if reference is None:
         ref = s[0].detach().clone()
     else:
-        ref = _tensor(reference, where).to(device=s.device, dtype=s.dtype)
+        ref = as_float_tensor(reference, where).to(device=s.device, dtype=s.dtype)
         try:
             ref = torch.broadcast_to(ref, s.shape[1:]).clone()
         except RuntimeError:
             raise ValueError(f"{where}: reference of shape {tuple(ref.shape)} does not broadcast to "
                              f"the per-step shape {tuple(s.shape[1:])}") from None
-        _check_finite(ref, where, "reference")
+        check_finite(ref, f"{where}: reference")
     base, level = ref, torch.zeros_like(ref)      # r = base + level * threshold (no drift)
     on, off = torch.empty_like(s), torch.empty_like(s)
     with torch.no_grad():
@@ -235,7 +210,7 @@ def direct_encode(x, steps: int) -> torch.Tensor:
         >>> direct_encode(torch.rand(8, 784), steps=25).shape      # [25, 8, 784]
     """
     where = "direct_encode"
-    x = _tensor(x, where)
+    x = as_float_tensor(x, where)
     steps = _check_steps(steps, where)
     if x.dim() < 1:
         raise ValueError(f"{where}: x must be [B, ...], got a scalar")
@@ -244,12 +219,7 @@ def direct_encode(x, steps: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------------- decoders
 def _check_seq(x, where: str, name: str) -> torch.Tensor:
-    x = _tensor(x, where)
-    if x.dim() < 2:
-        raise ValueError(f"{where}: {name} must be [T, B, ...] (time first), got shape {tuple(x.shape)}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{where}: {name} has no time steps")
-    return x
+    return check_sequence(as_float_tensor(x, where), f"{where}: {name}")
 
 
 def spike_count(spikes) -> torch.Tensor:
@@ -308,8 +278,7 @@ def first_spike_time(spikes, dt: float, no_spike: float = math.inf) -> torch.Ten
     where = "first_spike_time"
     s = _check_seq(spikes, where, "spikes")
     dt = _check_dt(dt, where)
-    if isinstance(no_spike, bool) or not isinstance(no_spike, (int, float)) or math.isnan(no_spike):
-        raise ValueError(f"{where}: no_spike must be a number of seconds (or inf), got {no_spike!r}")
+    no_spike = check_number(no_spike, f"{where}: no_spike", finite=False, what="time (or inf)", unit="s")
     steps = s.shape[0]
     t = torch.arange(steps, device=s.device, dtype=s.dtype).view(steps, *([1] * (s.dim() - 1))) * dt
     if s.requires_grad and math.isfinite(no_spike):

@@ -118,13 +118,33 @@ class Graph(nn.Module):
         return self.inputs[name] if name in self.inputs else self.nodes[name].out_shape
 
     def in_edges(self, name: str) -> List[Edge]:
+        """The edges into node ``name``, in the order they were added (the order of a port's sum)."""
         return [e for e in self.edges if e.target == name]
 
     def output_names(self) -> List[str]:
+        """The nodes whose sequences :meth:`Simulator.run` returns: the ones marked with
+        :meth:`add_output`, else the sinks of the network.
+
+        A node is a sink when it has no feed-forward out-edge and each of its back-edges stays
+        inside its own loop (strongly connected component, back-edges included). So in
+        ``x -> fc -> lif``, ``lif ~> rec -> lif`` the output is ``lif``; a node read through a
+        back-edge by a later part of the network (``pop ~> readout``) is not an output. Every valid
+        graph has at least one sink. Mark outputs explicitly to choose others."""
         if self.outputs:
             return list(self.outputs)
-        used = {e.source for e in self.edges if not e.back}
-        return [n for n in self.nodes if n not in used]
+        loop_of = {}
+        node_edges = [(e.source, e.target) for e in self.edges if e.source in self.nodes]
+        for i, comp in enumerate(strongly_connected_components(self.nodes.keys(), node_edges)):
+            loop_of.update(dict.fromkeys(comp, i))
+        feeds_on = {e.source for e in self.edges
+                    if e.source in self.nodes and (not e.back or loop_of.get(e.target) != loop_of[e.source])}
+        return [n for n in self.nodes if n not in feeds_on]
+
+    def signature(self) -> tuple:
+        """A snapshot of the structure (inputs, nodes, edges, outputs), equal between two calls
+        exactly when nothing was added, removed or replaced in between. O(nodes + edges)."""
+        return (tuple(self.inputs.items()), tuple((n, id(node)) for n, node in self.nodes.items()),
+                tuple(self.edges), tuple(self.outputs))
 
     def topological_order(self) -> List[str]:
         """Node names ordered along feed-forward edges (back-edges ignored). Raises on a cycle."""

@@ -29,6 +29,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional
 
+from .validation import check_int, check_number
+
 __all__ = ["OpsReport", "EnergyEstimate", "summarize_ops", "energy_estimate", "ENERGY_PRESETS"]
 
 #: Energies per operation in joules.
@@ -154,12 +156,6 @@ class EnergyEstimate:
                 f"conventional {self.conventional_per_sample * 1e9:.4g} nJ{ratio}")
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"summarize_ops: {name} must be an integer >= 1, got {value!r}")
-    return value
-
-
 def summarize_ops(result_or_ops, steps: Optional[int] = None, batch: Optional[int] = None, *,
                   sim=None, dt: Optional[float] = None,
                   sizes: Optional[Mapping[str, int]] = None) -> OpsReport:
@@ -197,27 +193,26 @@ def summarize_ops(result_or_ops, steps: Optional[int] = None, batch: Optional[in
         steps, batch = got_steps, got_batch
     if steps is None or batch is None:
         raise ValueError("summarize_ops: steps and batch are required when passing an ops dict")
-    steps, batch = _positive_int(steps, "steps"), _positive_int(batch, "batch")
+    steps = check_int(steps, "summarize_ops: steps", minimum=1)
+    batch = check_int(batch, "summarize_ops: batch", minimum=1)
     per_node: Dict[str, Dict[str, float]] = {}
     for name, counts in ops.items():
         if not isinstance(counts, Mapping):
             raise ValueError(f"summarize_ops: ops[{name!r}] must be a dict of counts, got {type(counts).__name__}")
         entry = {}
-        for kind, n in counts.items():
-            n = float(n)
-            if not (math.isfinite(n) and n >= 0):
-                raise ValueError(f"summarize_ops: ops[{name!r}][{kind!r}] must be a finite count >= 0, got {n!r}")
-            entry[kind] = n
+        for kind, n in counts.items():      # counts are numbers or 0-d tensors (from count_ops)
+            entry[kind] = check_number(float(n), f"summarize_ops: ops[{name!r}][{kind!r}]", nonnegative=True,
+                                       what="count")
         per_node[name] = entry
     if sim is not None:
         if dt is not None and not math.isclose(dt, sim.dt):
             raise ValueError(f"summarize_ops: dt={dt} disagrees with sim.dt={sim.dt}")
         dt = sim.dt
-    if dt is not None and (isinstance(dt, bool) or not isinstance(dt, (int, float)) or not dt > 0):
-        raise ValueError(f"summarize_ops: dt must be a positive number of seconds, got {dt!r}")
+    if dt is not None:
+        dt = check_number(dt, "summarize_ops: dt", positive=True, what="time step", unit="s")
     sizes = dict(sizes or {})
     for name, n in sizes.items():
-        _positive_int(n, f"sizes[{name!r}]")
+        check_int(n, f"summarize_ops: sizes[{name!r}]", minimum=1)
     rates: Dict[str, float] = {}
     for name, counts in per_node.items():
         if "spikes" not in counts or dt is None:
@@ -259,10 +254,8 @@ def energy_estimate(report: OpsReport, e_synop: Optional[float] = None, e_mac: O
     values = dict(ENERGY_PRESETS[preset])
     for name, value in (("e_synop", e_synop), ("e_mac", e_mac), ("e_spike", e_spike)):
         if value is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                    math.isfinite(value) and value >= 0):
-                raise ValueError(f"energy_estimate: {name} must be a finite energy >= 0 J, got {value!r}")
-            values[name] = float(value)
+            values[name] = check_number(value, f"energy_estimate: {name}", nonnegative=True, what="energy",
+                                        unit="J")
     per_node = {}
     for name, c in report.per_node.items():
         neuro = c.get("synops", 0.0) * values["e_synop"] + c.get("spikes", 0.0) * values["e_spike"]

@@ -3,10 +3,15 @@
 A :class:`Monitor` watches one node. For every step ``t`` of a run the simulator hands it the
 node's output and every field of its state NamedTuple (``"v"``, ``"i"``, ``"refractory"`` for a
 LIF population; only ``"output"`` for a stateless node such as ``Dense``). The monitor keeps
-the steps ``k`` with ``k mod every == 0``, where ``k`` is a *global* step counter that carries
-on across consecutive runs, so a run that continues from a state continues the time axis::
+the steps ``k`` with ``k mod every == 0``, ``time = k * dt`` [s], where the step index ``k``
+depends on ``time_axis``:
 
-    k = (steps of the earlier runs seen by this monitor) + t,      time = k * dt  [s]
+* ``"per_run"`` (default): ``k = t``. Every run starts at step 0, so a monitor reused across
+  runs that each start from rest (e.g. the batches of a :class:`neurosim.training.Trainer`)
+  records the same time indices in every run.
+* ``"continued"``: ``k = (steps of the earlier finished runs seen by this monitor) + t``, for a
+  chain of runs where each continues from the previous one's state (``sim.run(x2, state=...)``),
+  so the time axis carries on. :meth:`Monitor.reset` restarts it at 0.
 
 In memory (``path=None``) the run's record is ``{var: [n_recorded, batch, *shape], "t": k
 (int64), "time": k * dt (float64, seconds)}``, holding only that run's steps; with
@@ -15,32 +20,37 @@ In memory (``path=None``) the run's record is ``{var: [n_recorded, batch, *shape
 Streamed (``path="run.h5"``) the values are buffered ``chunk_steps`` records at a time and then
 written with one h5py call per variable into chunked, compressed, resizable datasets shaped
 ``[time, batch, *shape]`` (plus ``"t"``). The file is written under a temporary name in the same
-directory and renamed to ``path`` by :meth:`Monitor.close` (or at the end of a ``with`` block),
-so a crash never leaves a half-written file under the final name. Consecutive runs append to the
-same file until it is closed. :func:`load_recording` reads it back.
+directory, fsynced and renamed to ``path`` by :meth:`Monitor.close` (or at the end of a ``with``
+block; see :mod:`neurosim.atomic`), so a crash never leaves a half-written file under the final
+name. Consecutive runs append to the same file until it is closed (with ``time_axis="per_run"``
+the file's ``t`` restarts at 0 where each run begins). :meth:`Monitor.abort` deletes the
+temporary file instead; :func:`closing_monitors` closes a group of monitors when a block
+succeeds and aborts all of them when it raises. :func:`load_recording` reads a file back.
 
 Example::
 
     >>> mon = Monitor("hidden", variables=("spikes", "v"), every=2)
     >>> result = sim.run(x, monitors=[mon])
     >>> result.records["hidden"]["spikes"].shape        # [ceil(T / 2), batch, 128]
-    >>> with Monitor("hidden", ("spikes",), path="hidden.h5") as m:
+    >>> with Monitor("hidden", ("spikes",), path="hidden.h5", time_axis="continued") as m:
     ...     r = sim.run(x1, monitors=[m]); sim.run(x2, state=r.state, monitors=[m])
     >>> rec = load_recording("hidden.h5"); rec.variables["spikes"].shape   # [T1 + T2, batch, 128]
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from .atomic import temp_name
+from .atomic import commit, discard, temp_name
 
-__all__ = ["Monitor", "Recording", "load_recording", "spike_times"]
+__all__ = ["Monitor", "MonitorError", "closing_monitors", "Recording", "load_recording", "spike_times",
+           "TIME_AXES"]
 
 #: variable aliases accepted by :class:`Monitor` (requested name -> key the simulator hands over)
 ALIASES = {"spikes": "output"}
@@ -50,6 +60,20 @@ FORMAT_NAME = "neurosim-recording"
 FORMAT_VERSION = 1
 #: target size of one HDF5 chunk in bytes (chunks much larger than ~1 MiB defeat the chunk cache)
 _CHUNK_BYTES = 1 << 20
+#: how the step index k of a recorded step is counted (see the module docstring)
+TIME_AXES = ("per_run", "continued")
+
+
+class MonitorError(ValueError):
+    """A bad monitor argument, found before any step runs.
+
+    ``argument`` names the :class:`Monitor` argument at fault (``"node"``, ``"variables"``,
+    ``"every"``, ...) and ``reason`` says what is wrong with it, so a caller such as the config
+    loader can report it under its own key (``monitors[0].every: must be ...``)."""
+
+    def __init__(self, argument: str, reason: str, message: str):
+        self.argument, self.reason = argument, reason
+        super().__init__(message)
 
 
 def _version() -> str:
@@ -63,7 +87,7 @@ def _version() -> str:
 class Monitor:
     """Record ``variables`` of node ``node`` every ``every`` steps, in memory or to an HDF5 file.
 
-    Recorded steps (global counter ``k`` over consecutive runs, see the module docstring)::
+    Recorded steps (``k = t`` per run, or counted on across runs, see ``time_axis``)::
 
         keep step k  <=>  k mod every == 0;        time[k] = k * dt  (seconds)
 
@@ -84,6 +108,10 @@ class Monitor:
             ~1000x at little cost but compresses float states (``v``) only ~10% at ~30 MB/s;
             use ``"lzf"`` or ``None`` for long float recordings.
         chunk_steps: records buffered before one write (and the longest chunk along time).
+        time_axis: ``"per_run"`` (default): every run starts at step 0; ``"continued"``: the
+            step index carries on over consecutive runs (for runs continued with ``state=``).
+
+    Bad arguments raise :class:`MonitorError` (a ``ValueError``) naming the argument.
 
     Example::
 
@@ -94,40 +122,51 @@ class Monitor:
 
     def __init__(self, node: str, variables: Union[str, Sequence[str]] = ("output",), every: int = 1,
                  path: Optional[Union[str, os.PathLike]] = None, name: Optional[str] = None,
-                 detach: bool = True, compression: Optional[str] = "gzip", chunk_steps: int = 64):
+                 detach: bool = True, compression: Optional[str] = "gzip", chunk_steps: int = 64,
+                 time_axis: str = "per_run"):
         if not isinstance(node, str) or not node:
-            raise ValueError(f"Monitor node must be a node name (non-empty str), got {node!r}")
+            raise MonitorError("node", f"must be a node name (non-empty str), got {node!r}",
+                               f"Monitor node must be a node name (non-empty str), got {node!r}")
+
+        def bad(argument, reason):
+            return MonitorError(argument, reason, f"Monitor({node!r}) {argument} {reason}")
+
         if isinstance(variables, str):
             variables = (variables,)
+        if not isinstance(variables, (list, tuple)):
+            raise bad("variables", f"must be a non-empty sequence of names, got {variables!r}")
         variables = tuple(variables)
         if not variables or not all(isinstance(v, str) and v for v in variables):
-            raise ValueError(f"Monitor({node!r}) variables must be a non-empty sequence of names, got {variables!r}")
+            raise bad("variables", f"must be a non-empty sequence of names, got {list(variables)!r}")
         if len(set(variables)) != len(variables):
-            raise ValueError(f"Monitor({node!r}) variables contain duplicates: {variables!r}")
+            raise bad("variables", f"must not contain duplicates, got {list(variables)!r}")
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"Monitor({node!r}) every must be an integer >= 1, got {every!r}")
+            raise bad("every", f"must be an integer >= 1, got {every!r}")
         if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, int) or chunk_steps < 1:
-            raise ValueError(f"Monitor({node!r}) chunk_steps must be an integer >= 1, got {chunk_steps!r}")
+            raise bad("chunk_steps", f"must be an integer >= 1, got {chunk_steps!r}")
         if compression not in ("gzip", "lzf", None):
-            raise ValueError(f"Monitor({node!r}) compression must be 'gzip', 'lzf' or None, got {compression!r}")
+            raise bad("compression", f"must be 'gzip', 'lzf' or None, got {compression!r}")
         if name is not None and (not isinstance(name, str) or not name):
-            raise ValueError(f"Monitor({node!r}) name must be a non-empty str, got {name!r}")
+            raise bad("name", f"must be a non-empty str, got {name!r}")
+        if time_axis not in TIME_AXES:
+            raise bad("time_axis", f"must be one of {list(TIME_AXES)}, got {time_axis!r}")
         if path is not None:
             path = os.path.abspath(os.fspath(path))
             directory = os.path.dirname(path)
             if not os.path.isdir(directory):
-                raise ValueError(f"Monitor({node!r}) path {path!r}: directory {directory!r} does not exist")
+                raise bad("path", f"{path!r}: directory {directory!r} does not exist")
             if os.path.isdir(path):
-                raise ValueError(f"Monitor({node!r}) path {path!r} is a directory, expected a file name")
+                raise bad("path", f"{path!r} is a directory, expected a file name")
             if not detach:
-                raise ValueError(f"Monitor({node!r}): detach=False keeps the autograd graph, which a file "
-                                 "cannot hold; use path=None to keep the graph")
+                raise bad("detach", "must be True with a path: detach=False keeps the autograd graph, which "
+                                    "a file cannot hold; use path=None to keep the graph")
         self.node, self.variables, self.every = node, variables, every
         self.name = name or node
         self.path, self.detach = path, bool(detach)
         self.compression, self.chunk_steps = compression, chunk_steps
-        self._step = 0                     # global steps seen by finished runs
-        self._run_start = 0                # global index of the current run's step 0
+        self.time_axis = time_axis
+        self._step = 0                     # steps of the finished runs since creation or reset()
+        self._run_start = 0                # step index k of the current run's step 0
         self._run_steps = 0
         self._running = False
         self._closed = False
@@ -156,7 +195,8 @@ class Monitor:
 
     @property
     def steps_seen(self) -> int:
-        """Global step counter: steps of all finished runs since creation or :meth:`reset`."""
+        """Steps of all finished runs since creation or :meth:`reset` (with
+        ``time_axis="continued"``, the step index ``k`` the next run starts at)."""
         return self._step
 
     @property
@@ -166,63 +206,80 @@ class Monitor:
 
     def __repr__(self):
         where = f", path={self.path!r}" if self.path else ""
-        return f"Monitor({self.node!r}, variables={self.variables}, every={self.every}{where})"
+        axis = "" if self.time_axis == "per_run" else f", time_axis={self.time_axis!r}"
+        return f"Monitor({self.node!r}, variables={self.variables}, every={self.every}{where}{axis})"
+
+    # ------------------------------------------------------------------ checks
+    def check(self, graph) -> None:
+        """Raise :class:`MonitorError` unless ``graph`` has the watched node and the node has every
+        requested variable; runs nothing (cheap: one ``initial_state(1)`` of the node)."""
+        self._resolve(graph.nodes)
+
+    def _resolve(self, nodes):
+        """Requested variable -> (key the simulator hands over, per-sample shape, dtype)."""
+        if self.node not in nodes:
+            raise MonitorError("node", f"unknown node {self.node!r} (nodes: {list(nodes)})",
+                               f"monitor {self.name!r} watches unknown node {self.node!r} (nodes: {list(nodes)})")
+        node = nodes[self.node]
+        shapes, dtypes = _available_variables(node)
+        spiking = bool(getattr(node, "emits_spikes", False))
+        available = sorted(shapes) + (sorted(ALIASES) if spiking else [])
+        resolved = {}
+        for var in self.variables:
+            src = ALIASES.get(var, var)
+            if var in ALIASES and not spiking:
+                reason = (f"node {self.node!r} does not emit spikes, so it has no variable {var!r}; "
+                          "record 'output' instead")
+            elif src not in shapes or var in _RESERVED:
+                reason = (f"node {self.node!r} has no variable {var!r}; available: {available}"
+                          + (" ('t' and 'time' are reserved)" if var in _RESERVED else ""))
+            else:
+                resolved[var] = (src, shapes[src], dtypes[src])
+                continue
+            raise MonitorError("variables", reason, f"monitor {self.name!r}: {reason}")
+        return resolved
 
     # ------------------------------------------------------------------ protocol used by the Simulator
     def start(self, sim, steps: int, batch: int) -> None:
         """Check the variables against the node and prepare for ``steps`` steps of ``batch``.
 
-        Raises ``ValueError`` (before any step runs) for an unknown node or variable, ``"spikes"``
-        on a non-spiking node, or a streamed run whose batch, shapes or ``dt`` differ from the
-        file's. A run that started but never finished (an exception in the simulation) is
-        discarded: its steps do not count and its rows are removed from the file."""
+        Raises (before any step runs) :class:`MonitorError` for an unknown node or variable or
+        ``"spikes"`` on a non-spiking node, and ``ValueError`` for a streamed run whose batch,
+        shapes or ``dt`` differ from the file's. A run that started but never finished (an
+        exception in the simulation) is discarded: its steps do not count and its rows are
+        removed from the file. The run's step 0 gets index ``k = 0`` (``time_axis="per_run"``)
+        or ``k = steps_seen`` (``"continued"``)."""
         if self._closed:
             raise RuntimeError(f"monitor {self.name!r} is closed ({self.path}); create a new Monitor")
         if self._running:
             self._rollback()
-        nodes = sim.graph.nodes
-        if self.node not in nodes:
-            raise ValueError(f"monitor {self.name!r} watches unknown node {self.node!r} (nodes: {list(nodes)})")
-        node = nodes[self.node]
+        resolved = self._resolve(sim.graph.nodes)
         dt = float(sim.dt)
-        shapes, dtypes = _available_variables(node)
-        spiking = bool(getattr(node, "emits_spikes", False))
-        available = sorted(shapes) + (sorted(ALIASES) if spiking else [])
-        sources = {}
-        for var in self.variables:
-            src = ALIASES.get(var, var)
-            if var in ALIASES and not spiking:
-                raise ValueError(f"monitor {self.name!r}: node {self.node!r} does not emit spikes, so it has "
-                                 f"no variable {var!r}; record 'output' instead")
-            if src not in shapes or var in _RESERVED:
-                raise ValueError(f"monitor {self.name!r}: node {self.node!r} has no variable {var!r}; "
-                                 f"available: {available}"
-                                 + (" ('t' and 'time' are reserved)" if var in _RESERVED else ""))
-            sources[var] = src
         if self.streaming and self._file is not None:
             problems = []
             if batch != self._batch:
                 problems.append(f"batch {batch} != {self._batch}")
             if not math.isclose(dt, self._dt, rel_tol=1e-12):
                 problems.append(f"dt {dt} != {self._dt}")
-            for var, src in sources.items():
-                if shapes[src] != self._shapes[var]:
-                    problems.append(f"{var!r} shape {shapes[src]} != {self._shapes[var]}")
+            for var, (_, shape, _) in resolved.items():
+                if shape != self._shapes[var]:
+                    problems.append(f"{var!r} shape {shape} != {self._shapes[var]}")
             if problems:
                 raise ValueError(f"monitor {self.name!r}: this run cannot be appended to {self.path}: "
                                  + "; ".join(problems))
-        self._sources = sources
-        self._shapes = {var: shapes[src] for var, src in sources.items()}
-        self._dtypes = {var: dtypes[src] for var, src in sources.items()}
+        self._sources = {var: src for var, (src, _, _) in resolved.items()}
+        self._shapes = {var: shape for var, (_, shape, _) in resolved.items()}
+        self._dtypes = {var: dtype for var, (_, _, dtype) in resolved.items()}
         self._dt, self._batch = dt, int(batch)
         if self.streaming and self._file is None:
             self._open()
-        self._buf = {var: [] for var in sources}
+        self._buf = {var: [] for var in resolved}
         self._buf_t = []
-        self._run_start, self._run_steps, self._running = self._step, int(steps), True
+        self._run_start = self._step if self.time_axis == "continued" else 0
+        self._run_steps, self._running = int(steps), True
 
     def record(self, t: int, values: Dict[str, torch.Tensor]) -> None:
-        """Keep step ``t`` of the current run when its global index is a multiple of ``every``.
+        """Keep step ``t`` of the current run when its index ``k`` is a multiple of ``every``.
 
         ``values``: ``{"output": [batch, *shape], <state field>: [batch, ...]}``."""
         if not self._running:
@@ -262,46 +319,62 @@ class Monitor:
             out["time"] = t.to(torch.float64) * self._dt
         self._buf = {var: [] for var in self._sources}
         self._buf_t = []
-        self._step = self._run_start + self._run_steps
+        self._step += self._run_steps
         self._running = False
         return out
 
     # ------------------------------------------------------------------ lifetime
     def reset(self) -> None:
-        """Restart the time axis at step 0 (in memory; a streamed file cannot go back in time)."""
-        if self.streaming and self._file is not None:
+        """Restart the step count at 0 (``steps_seen``; with ``time_axis="continued"`` the next run
+        starts at step 0). A ``"continued"`` file that is open cannot go back in time."""
+        if self.streaming and self._file is not None and self.time_axis == "continued":
             raise RuntimeError(f"monitor {self.name!r}: cannot reset the time axis of an open file; close it "
                                "and create a new Monitor")
         self._step, self._running = 0, False
         self._buf, self._buf_t = {}, []
 
     def close(self) -> Optional[str]:
-        """Write what finished runs recorded and rename the file to its final ``path``.
+        """Write what finished runs recorded, fsync the file and rename it to its final ``path``
+        (:func:`neurosim.atomic.commit`).
 
         Steps of a run that never finished are dropped. Returns the final path (``None`` for an
-        in-memory monitor, for which this does nothing). Idempotent."""
+        in-memory monitor, for which this does nothing). Idempotent. If writing fails, the
+        temporary file is deleted and the error propagates."""
         if not self.streaming or self._closed:
             return self.path
         self._closed = True
         if self._file is None:          # never ran: nothing to write
             return self.path
-        if self._running:
-            self._rollback()
-        self._file.close()
-        self._file = None
-        os.replace(self._tmp, self.path)
-        self._tmp = None
+        try:
+            if self._running:
+                self._rollback()
+            self._file.close()
+            self._file = None
+            commit(self._tmp, self.path)
+            self._tmp = None
+        except BaseException:
+            self.abort()
+            raise
         return self.path
 
     def abort(self) -> None:
-        """Close and delete the temporary file without creating ``path``."""
+        """Give the recording up: close and delete the temporary file without creating ``path``.
+
+        For an in-memory monitor only the unfinished run (if any) is forgotten. Never raises for
+        the file it deletes; a monitor already closed keeps its final file. Idempotent."""
+        if not self.streaming:
+            if self._running:
+                self._rollback()
+            return
         self._closed = True
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if self._tmp is not None and os.path.exists(self._tmp):
-            os.remove(self._tmp)
-        self._tmp = None
+        file, tmp = self._file, self._tmp
+        self._file = self._tmp = None
+        try:
+            if file is not None:
+                file.close()
+        finally:
+            if tmp is not None:
+                discard(tmp)
 
     def __del__(self):
         try:
@@ -315,10 +388,10 @@ class Monitor:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        """Close normally; on an exception delete the temporary file (no final file appears)."""
+        """:meth:`close` normally; :meth:`abort` on an exception (no final file appears)."""
         if exc_type is None:
             self.close()
-        elif self.streaming:
+        else:
             self.abort()
 
     # ------------------------------------------------------------------ HDF5 internals
@@ -329,7 +402,8 @@ class Monitor:
         self._tmp = tmp
         f.attrs.update({"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "dt": self._dt,
                         "node": self.node, "monitor": self.name, "variables": list(self.variables),
-                        "every": self.every, "batch": self._batch, "neurosim_version": _version()})
+                        "every": self.every, "time_axis": self.time_axis, "batch": self._batch,
+                        "neurosim_version": _version()})
         self._file, self._rows = f, 0
 
     def _create_datasets(self):
@@ -371,12 +445,37 @@ class Monitor:
         """Forget the unfinished run: its buffered records, its steps and its rows in the file."""
         self._buf = {var: [] for var in self._sources}
         self._buf_t = []
-        self._step = self._run_start
         self._running = False
         if self._file is not None and "t" in self._file:
             for key in ("t", *self.variables):
                 if key in self._file:
                     self._file[key].resize(self._rows, axis=0)
+
+
+@contextlib.contextmanager
+def closing_monitors(monitors: Iterable[Monitor]) -> Iterator[List[Monitor]]:
+    """Own a group of monitors for one block: close them all when the block succeeds, abort them
+    all (delete every temporary file, create no final file) when it raises.
+
+    Use it wherever a caller creates streaming monitors for a run, so that no failure (a bad
+    monitor found by :meth:`Monitor.start`, an error in a node, Ctrl-C) leaves a hidden
+    ``.name.h5.<random>.tmp`` file behind. If closing one monitor fails, the others are aborted
+    and the error propagates.
+
+    Example::
+
+        >>> with closing_monitors([Monitor("a", path="a.h5"), Monitor("b", path="b.h5")]) as mons:
+        ...     sim.run(x, monitors=mons)
+    """
+    monitors = list(monitors)
+    try:
+        yield monitors
+        for m in monitors:
+            m.close()
+    except BaseException:
+        for m in monitors:
+            m.abort()
+        raise
 
 
 def _available_variables(node):

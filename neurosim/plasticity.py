@@ -53,6 +53,8 @@ from typing import NamedTuple, Optional, Tuple
 
 import torch
 
+from .validation import check_choice, check_number
+
 __all__ = ["STDPParams", "STDPState", "STDPRule", "stdp_step", "stdp_initial_state"]
 
 INTERACTIONS = ("all_to_all", "nearest")
@@ -76,23 +78,16 @@ class STDPParams:
 
     def __post_init__(self):
         for name in ("tau_plus", "tau_minus"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"STDPParams.{name} must be a finite number of seconds > 0, got {v!r}")
+            check_number(getattr(self, name), f"STDPParams.{name}", positive=True, what="time constant", unit="s")
         for name in ("a_plus", "a_minus"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"STDPParams.{name} must be finite and >= 0 (a magnitude), got {v!r}")
+            check_number(getattr(self, name), f"STDPParams.{name}", nonnegative=True, what="magnitude")
         for name in ("w_min", "w_max"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or math.isnan(v):
-                raise ValueError(f"STDPParams.{name} must be a number, got {v!r}")
+            check_number(getattr(self, name), f"STDPParams.{name}", finite=False, what="weight (or +-inf)")
         if self.w_min > self.w_max:
             raise ValueError(f"STDPParams: w_min ({self.w_min}) must not exceed w_max ({self.w_max})")
         if self.multiplicative and not (math.isfinite(self.w_min) and math.isfinite(self.w_max)):
             raise ValueError("STDPParams: multiplicative (soft-bound) STDP needs finite w_min and w_max")
-        if self.interaction not in INTERACTIONS:
-            raise ValueError(f"STDPParams.interaction must be one of {list(INTERACTIONS)}, got {self.interaction!r}")
+        check_choice(self.interaction, INTERACTIONS, "STDPParams.interaction")
 
 
 class STDPState(NamedTuple):
@@ -130,8 +125,7 @@ def stdp_step(pre_spikes: torch.Tensor, post_spikes: torch.Tensor, state: Option
 
     Shapes: pre_spikes ``[batch, in]``, post_spikes ``[batch, out]`` -> delta_w ``[out, in]`` (or
     ``[nnz]``) in weight units, traces ``[batch, in]`` / ``[batch, out]``."""
-    if not (isinstance(dt, (int, float)) and dt > 0 and math.isfinite(dt)):
-        raise ValueError(f"stdp_step: dt must be a positive number of seconds, got {dt!r}")
+    check_number(dt, "stdp_step: dt", positive=True, what="time step", unit="s")
     if pre_spikes.dim() < 2 or post_spikes.dim() < 2 or pre_spikes.shape[0] != post_spikes.shape[0]:
         raise ValueError(f"stdp_step: pre_spikes and post_spikes must be [batch, ...] with the same batch, "
                          f"got {tuple(pre_spikes.shape)} and {tuple(post_spikes.shape)}")

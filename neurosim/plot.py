@@ -22,6 +22,7 @@ import torch
 
 from .atomic import atomic_path
 from .monitor import Recording, load_recording, spike_times
+from .validation import check_choice, check_int
 
 __all__ = ["raster", "traces", "plot_recording", "save_figure"]
 
@@ -102,9 +103,7 @@ def _time_axis(steps: int, dt, times, where: str) -> torch.Tensor:
 
 
 def _check_time_unit(time_unit, where):
-    if time_unit not in _TIME_UNITS:
-        raise ValueError(f"{where}: time_unit must be one of {sorted(_TIME_UNITS)}, got {time_unit!r}")
-    return _TIME_UNITS[time_unit]
+    return _TIME_UNITS[check_choice(time_unit, sorted(_TIME_UNITS), f"{where}: time_unit")]
 
 
 # ---------------------------------------------------------------------- plots
@@ -165,9 +164,7 @@ def traces(values, dt: Optional[float] = None, neurons: Optional[Sequence[int]] 
     t_axis = _time_axis(x.shape[0], dt, times, where)
     n_total = x.shape[1]
     if neurons is None:
-        if isinstance(max_traces, bool) or not isinstance(max_traces, int) or max_traces < 1:
-            raise ValueError(f"{where}: max_traces must be an integer >= 1, got {max_traces!r}")
-        neurons = list(range(min(n_total, max_traces)))
+        neurons = list(range(min(n_total, check_int(max_traces, f"{where}: max_traces", minimum=1))))
     else:
         neurons = [int(i) for i in neurons]
         bad = [i for i in neurons if not 0 <= i < n_total]

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 from typing import Iterable, Optional
 
 import torch
 from torch import nn
 
-from .neurons.base import get_neuron_model, params_summary
+from .neurons.base import continuous_fields, get_neuron_model
 from .node import Node, as_shape, state_device_dtype
 from .surrogate import get_surrogate, spike
 
@@ -50,16 +51,14 @@ class Population(Node):
             raise TypeError(f"Population({self.model.name!r}): params must be "
                             f"{self.model.params_type.__name__}, got {type(params).__name__}")
         self.surrogate = get_surrogate(surrogate, surrogate_scale)
-        field_names = {f.name for f in dataclasses.fields(params)}
+        if isinstance(trainable, str):
+            raise TypeError(f"Population({self.model.name!r}): trainable must be a sequence of parameter "
+                            f"names, got the string {trainable!r} (write ({trainable!r},))")
         self.trainable = tuple(trainable)
+        self._check_trainable(params)
         self._tensor_fields = []
         for name in self.trainable:
-            if name not in field_names:
-                raise ValueError(f"Population({self.model.name!r}): cannot train {name!r}, "
-                                 f"not a parameter of {type(params).__name__} ({sorted(field_names)})")
             value = getattr(params, name)
-            if not isinstance(value, (int, float, torch.Tensor)) or isinstance(value, bool):
-                raise ValueError(f"Population({self.model.name!r}): parameter {name!r} is not numeric")
             dtype = value.dtype if isinstance(value, torch.Tensor) and value.is_floating_point() else torch.get_default_dtype()
             self.register_parameter(name, nn.Parameter(torch.as_tensor(value, dtype=dtype).detach().clone()))
             self._tensor_fields.append(name)
@@ -72,6 +71,24 @@ class Population(Node):
         self._params = params
         self._params_cache = (None, params)
         self._spike_fn = functools.partial(spike, surrogate=self.surrogate)
+
+    def _check_trainable(self, params) -> None:
+        """Every name in ``trainable`` must be a continuous field of the params (float or tensor,
+        see :func:`~neurosim.neurons.base.continuous_fields`) holding a number or a tensor."""
+        where = f"Population({self.model.name!r})"
+        allowed = continuous_fields(type(params))
+        field_names = [f.name for f in dataclasses.fields(params)]
+        for name in self.trainable:
+            if name not in field_names:
+                raise ValueError(f"{where}: cannot train {name!r}, not a parameter of {type(params).__name__} "
+                                 f"({sorted(field_names)})")
+            if name not in allowed:
+                raise ValueError(f"{where}: cannot train {name!r}, a discrete parameter of {type(params).__name__} "
+                                 f"(got {getattr(params, name)!r}; no gradient exists); trainable parameters: "
+                                 f"{list(allowed)}")
+            value = getattr(params, name)
+            if not isinstance(value, (numbers.Real, torch.Tensor)) or isinstance(value, bool):
+                raise ValueError(f"{where}: parameter {name!r} is not numeric, got {type(value).__name__}")
 
     @property
     def params(self):
@@ -108,12 +125,6 @@ class Population(Node):
 
     def count_ops(self, x, output):
         return {"spikes": output.detach().sum()} if self.emits_spikes else {}
-
-    def describe(self) -> dict:
-        """Model name, shape, surrogate and parameters as plain values (for files and exporters)."""
-        return {"model": self.model.name, "shape": list(self.out_shape),
-                "surrogate": type(self.surrogate).__name__, "surrogate_scale": self.surrogate.scale,
-                "params": params_summary(self.params)}
 
     def extra_repr(self) -> str:
         return f"model={self.model.name!r}, shape={self.out_shape}, trainable={self.trainable}"

@@ -3,7 +3,7 @@
 Schedule of one step ``t`` (fixed, after Brian2's update / threshold / propagate / reset)::
 
     for name in topological order (feed-forward edges):
-        x[port] = sum over in-edges on port of
+        x[port] = sum over the port's in-edges (in the order they were added) of
                     source output at step t        (feed-forward edge; inputs read inputs[t])
                     source output at step t - 1    (back-edge; the state's ``previous`` at t = 0)
         output[name], state[name] = node.step(x, state[name], dt)   # integrate, threshold, reset
@@ -18,8 +18,25 @@ Two schedules compute exactly this:
   advance all their nodes step by step.
 
 ``"auto"`` (default) picks ``"layer"``, which is never slower: it does the same per-step work on
-recurrent parts and replaces T small matmuls by one large one elsewhere. Both schedules give
-identical results (tested).
+recurrent parts and replaces T small matmuls by one large one elsewhere. Both schedules do the
+same operations in the same order (a port's inputs are summed by one function,
+:mod:`neurosim.schedule`), so they give the same results bit for bit wherever projections
+propagate row by row: the event-driven paths and ``Sparse``, per-synapse delays included
+(tested). A ``Dense`` matmul (training, or ``event_driven=False``) is one BLAS call over
+``T * batch`` rows in the layer schedule and one over ``batch`` rows per step in the step
+schedule; BLAS may round these differently in the last bit (~1e-7 relative), and that
+difference reaches the states downstream.
+
+The graph may change after the Simulator is built: each run (and :meth:`Simulator.initial_state`)
+compares :meth:`Graph.signature` with the one it planned for and, when a node, an input, an
+edge or an output was added, validates the graph again and makes a new plan
+(:mod:`neurosim.run_plan`). A state from before such a change lacks the new nodes and is
+rejected by name; start from ``initial_state`` again.
+
+dtypes are checked before any step: a floating input must have the dtype of the parameters of
+the nodes it feeds, and a given state the dtype of its node's parameters (integer inputs are
+cast to the parameters' dtype). The error names the input or state entry, the node and the
+parameter.
 
 Example::
 
@@ -30,12 +47,15 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import nn
 
-from .graph import Graph, plan_components
+from .graph import Graph
+from .node import state_device_dtype
+from .run_plan import RunPlan, make_plan
+from .schedule import Run
 
 __all__ = ["Simulator", "NetworkState", "SimulationResult", "SCHEDULES"]
 
@@ -78,35 +98,43 @@ class Simulator(nn.Module):
             raise ValueError(f"Simulator schedule must be one of {SCHEDULES}, got {schedule!r}")
         if not (isinstance(dt, (int, float)) and dt > 0):
             raise ValueError(f"Simulator dt must be a positive number of seconds, got {dt!r}")
-        graph.validate()
         self.graph, self.dt, self.schedule = graph, float(dt), schedule
-        self.order = graph.topological_order()
-        for name in self.order:
-            graph.nodes[name].validate(self.dt, f"node {name!r}")
-        if schedule == "step":
-            self.blocks = [(list(self.order), True)]
-        else:
-            self.blocks = plan_components(graph, self.order)
-        self.back_sources = sorted({e.source for e in graph.edges if e.back})
-        # per stepped block: nodes whose whole output sequence is read outside the block (the
-        # graph's outputs are added per run, since they may be marked after the Simulator is built)
-        self._kept = {}
-        for names, loop in self.blocks:
-            inside = set(names)
-            self._kept[tuple(names)] = {n for n in names if any(
-                e.source == n and e.target not in inside for e in graph.edges)}
-        # per node, per port: list of (source, back) edges, resolved once
-        self._inputs = {n: [[(e.source, e.back) for e in graph.edges if e.target == n and e.port == p]
-                            for p in graph.nodes[n].input_ports] for n in self.order}
+        self._plan = make_plan(graph, self.dt, schedule)
+
+    @property
+    def plan(self) -> RunPlan:
+        """The run plan of the graph as it is now (made again when the graph changed)."""
+        if self.graph.signature() != self._plan.signature:
+            self._plan = make_plan(self.graph, self.dt, self.schedule)
+        return self._plan
+
+    @property
+    def order(self) -> List[str]:
+        """Node names in topological order (feed-forward edges)."""
+        return self.plan.order
+
+    @property
+    def blocks(self) -> List[Tuple[List[str], bool]]:
+        """``(names, needs_stepping)`` per block of the schedule, in the order they run."""
+        return self.plan.blocks
+
+    @property
+    def back_sources(self) -> List[str]:
+        """Nodes whose output is read by a back-edge (their last output is part of the state)."""
+        return self.plan.back_sources
 
     # ------------------------------------------------------------------ state
     def initial_state(self, batch_size: int, device=None, dtype=None) -> NetworkState:
-        """Every node's resting state and zero previous outputs for the back-edge sources."""
-        nodes = {n: self.graph.nodes[n].initial_state(batch_size, device, dtype) for n in self.order}
-        dtype = dtype or torch.float32
-        previous = {n: torch.zeros((batch_size, *self.graph.nodes[n].out_shape), device=device, dtype=dtype)
-                    for n in self.back_sources}
-        return NetworkState(nodes, previous)
+        """Every node's resting state and zero previous outputs ``[batch, *out_shape]`` for the
+        back-edge sources; ``device``/``dtype`` default to those of each node's parameters
+        (float32 for a node without any)."""
+        plan, nodes = self.plan, self.graph.nodes
+        states = {n: nodes[n].initial_state(batch_size, device, dtype) for n in plan.order}
+        previous = {}
+        for n in plan.back_sources:
+            where, kind = state_device_dtype(nodes[n], device, dtype)
+            previous[n] = torch.zeros((batch_size, *nodes[n].out_shape), device=where, dtype=kind)
+        return NetworkState(states, previous)
 
     # ------------------------------------------------------------------ checks
     def _check_inputs(self, inputs) -> Dict[str, torch.Tensor]:
@@ -137,157 +165,98 @@ class Simulator(nn.Module):
         dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.get_default_dtype())
         return {name: x if x.is_floating_point() else x.to(dtype) for name, x in inputs.items()}
 
-    def _check_state(self, state: NetworkState, batch: int) -> None:
-        """The state must hold every node and match the inputs' batch size."""
+    def _check_input_dtypes(self, inputs: Dict[str, torch.Tensor]) -> None:
+        """Each floating input has the dtype of the first nodes downstream that hold floating
+        parameters (nodes without any, such as ``Flatten``, pass their input's dtype on)."""
+        for name, x in inputs.items():
+            frontier, seen = [name], set()
+            while frontier:
+                source = frontier.pop(0)
+                for target in [e.target for e in self.graph.edges if e.source == source]:
+                    if target in seen:
+                        continue
+                    seen.add(target)
+                    held = _float_parameter(self.graph.nodes[target])
+                    if held is None:
+                        frontier.append(target)
+                    elif held[1] != x.dtype:
+                        raise TypeError(f"input {name!r} is {x.dtype} but it feeds node {target!r}, whose "
+                                        f"parameter {held[0]!r} is {held[1]}; convert the input "
+                                        f"(.to({held[1]})) or the graph (.to({x.dtype}))")
+
+    def _check_state(self, state: NetworkState, batch: int, dtype: torch.dtype) -> None:
+        """The state must hold every node, match the inputs' batch size and have the dtype of
+        its node's parameters (of the inputs, ``dtype``, for a node without floating ones)."""
         if not isinstance(state, NetworkState):
             raise TypeError(f"state must be a NetworkState (from initial_state or a previous run), got {type(state).__name__}")
-        missing = [n for n in self.order if n not in state.nodes] + [n for n in self.back_sources if n not in state.previous]
+        plan = self.plan
+        missing = [n for n in plan.order if n not in state.nodes] + [n for n in plan.back_sources if n not in state.previous]
         if missing:
-            raise ValueError(f"state has no entry for {missing}; was it made for another graph?")
-        for name, node_state in list(state.nodes.items()) + list(state.previous.items()):
-            tensors = [node_state] if isinstance(node_state, torch.Tensor) else [
-                t for t in (node_state or ()) if isinstance(t, torch.Tensor)]
-            if tensors and (tensors[0].dim() == 0 or tensors[0].shape[0] != batch):
-                got = tensors[0].shape[0] if tensors[0].dim() else 0
-                raise ValueError(f"state of {name!r} has batch size {got} but the inputs have batch size {batch}")
+            raise ValueError(f"state has no entry for {missing}; was it made for another graph, or before "
+                             "nodes were added to this one?")
+        entries = [(f"state of {n!r}", n, s) for n, s in state.nodes.items()] + \
+                  [(f"previous output of {n!r}", n, s) for n, s in state.previous.items()]
+        for what, name, node_state in entries:
+            fields = {"": node_state} if isinstance(node_state, torch.Tensor) else (
+                node_state._asdict() if hasattr(node_state, "_asdict") else dict(enumerate(node_state or ())))
+            tensors = {k: t for k, t in fields.items() if isinstance(t, torch.Tensor)}
+            if tensors:
+                first = next(iter(tensors.values()))
+                if first.dim() == 0 or first.shape[0] != batch:
+                    got = first.shape[0] if first.dim() else 0
+                    raise ValueError(f"{what} has batch size {got} but the inputs have batch size {batch}")
+            held = _float_parameter(self.graph.nodes[name]) if name in self.graph.nodes else None
+            want = held[1] if held is not None else dtype
+            for field, t in tensors.items():
+                if t.is_floating_point() and t.dtype != want:
+                    field = f" field {field!r}" if field != "" else ""
+                    why = (f"node {name!r} has parameter {held[0]!r} of {want}" if held is not None else
+                           f"the inputs are {want} (node {name!r} has no floating parameters)")
+                    raise TypeError(f"{what}{field} is {t.dtype} but {why}; make the state with "
+                                    f"initial_state(batch, dtype={want})")
 
     # ------------------------------------------------------------------ running
     def run(self, inputs, state: Optional[NetworkState] = None, monitors: Iterable = (),
             count_ops: bool = False) -> SimulationResult:
         """Simulate ``T`` steps of the inputs ``[T, batch, ...]`` from ``state`` (resting if None).
 
-        Returns a :class:`SimulationResult` (outputs, final state, monitor records, op counts)."""
+        ``inputs``: one tensor (a graph with one input) or a dict input name -> tensor, time
+        first, all with the same ``[T, batch]``. Everything is checked before the first step:
+        shapes, dtypes, the state, the monitors, and the graph itself when it changed since the
+        last run (then it is planned again). Returns a :class:`SimulationResult` (outputs, final
+        state, monitor records, op counts)."""
+        plan = self.plan
         inputs = self._check_inputs(inputs)
+        self._check_input_dtypes(inputs)
         first = next(iter(inputs.values()))
         steps, batch = first.shape[:2]
         if state is None:
             state = self.initial_state(batch, first.device, first.dtype)
         else:
-            self._check_state(state, batch)
+            self._check_state(state, batch, first.dtype)
         monitors = list(monitors)
         names = [m.name for m in monitors]
         if len(set(names)) != len(names) or len(set(map(id, monitors))) != len(monitors):
             raise ValueError(f"monitor names must be unique and each monitor passed once, got {names}")
         watched: Dict[str, List] = {}
-        for m in monitors:
-            if m.node not in self.graph.nodes:
-                raise ValueError(f"monitor {m.name!r} watches unknown node {m.node!r} (nodes: {self.order})")
+        for m in monitors:      # every monitor is checked before any of them opens a file
+            m.check(self.graph)
         for m in monitors:
             m.start(self, steps, batch)
             watched.setdefault(m.node, []).append(m)
 
-        output_names = self.graph.output_names()
-        seqs: Dict[str, torch.Tensor] = dict(inputs)
-        last_outputs: Dict[str, torch.Tensor] = {}     # last step of nodes whose sequence is not kept
-        node_states = dict(state.nodes)
-        ops: Dict[str, Dict[str, float]] = {}
-        for names, loop in self.blocks:  # a monitor rolls back a run that raised here at its next start/close
-            if not loop:
-                self._run_single(names[0], seqs, node_states, state.previous, steps, watched, count_ops, ops)
-            else:
-                kept = set(names) if count_ops else self._kept[tuple(names)] | set(output_names)
-                self._run_stepped(names, kept, seqs, last_outputs, node_states, state.previous, steps,
-                                  watched, count_ops, ops)
-
-        previous = {n: (seqs[n][-1] if n in seqs else last_outputs[n]) for n in self.back_sources}
+        run = Run(self.graph, plan, self.dt, inputs, state, steps, watched, count_ops)
+        run.run_all()  # a monitor rolls back a run that raised here at its next start/close
         records = {m.name: m.finish() for m in monitors}
-        outputs = {n: seqs[n] for n in output_names}
-        return SimulationResult(outputs, NetworkState(node_states, previous), records, ops)
+        outputs = {n: run.seqs[n] for n in plan.outputs}
+        return SimulationResult(outputs, NetworkState(run.states, run.final_previous()), records, run.ops)
 
     forward = run
 
-    def _port_sequence(self, name, port_edges, seqs, previous):
-        """Sum of one port's inputs over the whole sequence (all sources already computed)."""
-        total = None
-        for src, back in port_edges:
-            x = seqs[src]
-            if back:
-                x = torch.cat([previous[src].unsqueeze(0), x[:-1]], 0)
-            total = x if total is None else total + x
-        return total
 
-    def _run_single(self, name, seqs, node_states, previous, steps, watched, count_ops, ops):
-        node = self.graph.nodes[name]
-        xs = [self._port_sequence(name, pe, seqs, previous) for pe in self._inputs[name]]
-        mons = watched.get(name, ())
-        fused = NotImplemented
-        if node.supports_sequence and not any(m.needs_state for m in mons):
-            fused = node.step_sequence(xs[0] if len(xs) == 1 else tuple(xs), node_states[name], self.dt)
-        if fused is not NotImplemented or node.stateless:
-            if fused is not NotImplemented:
-                out, node_states[name] = fused
-            else:
-                out = node.forward_sequence(xs[0])
-            for m in mons:
-                for t in range(steps):
-                    m.record(t, {"output": out[t]})
-        else:
-            st, outs, dt = node_states[name], [], self.dt
-            single = len(xs) == 1
-            for t in range(steps):
-                x = xs[0][t] if single else tuple(x[t] for x in xs)
-                y, st = node.step(x, st, dt)
-                outs.append(y)
-                for m in mons:
-                    m.record(t, _values(y, st))
-            node_states[name] = st
-            out = torch.stack(outs)
-        seqs[name] = out
-        if count_ops:
-            _add_ops(ops, name, node.count_ops(xs[0] if len(xs) == 1 else tuple(xs), out))
-
-    def _run_stepped(self, names, kept, seqs, last_outputs, node_states, previous, steps, watched, count_ops, ops):
-        """Advance a block with a loop one step at a time. Only the output sequences in ``kept``
-        (read outside the block, returned, or counted) are stacked; the others live for one step."""
-        in_block = set(names)
-        nodes = [self.graph.nodes[n] for n in names]
-        last = {n: previous[n] for n in names if n in previous}    # outputs of step t-1 in this block
-        outs = {n: [] for n in names if n in kept}
-        ins = {n: [] for n in names} if count_ops else None
-        dt = self.dt
-        for t in range(steps):
-            current = {}
-            for name, node in zip(names, nodes):
-                xs = []
-                for port_edges in self._inputs[name]:
-                    total = None
-                    for src, back in port_edges:
-                        if back:
-                            x = last[src] if src in in_block else (seqs[src][t - 1] if t > 0 else previous[src])
-                        else:
-                            x = current[src] if src in in_block else seqs[src][t]
-                        total = x if total is None else total + x
-                    xs.append(total)
-                x = xs[0] if len(xs) == 1 else tuple(xs)
-                y, node_states[name] = node.step(x, node_states[name], dt)
-                current[name] = y
-                if name in outs:
-                    outs[name].append(y)
-                if ins is not None:
-                    ins[name].append(x)
-                for m in watched.get(name, ()):
-                    m.record(t, _values(y, node_states[name]))
-            last.update(current)
-        for name, node in zip(names, nodes):
-            if name not in outs:
-                last_outputs[name] = last[name]
-                continue
-            seqs[name] = torch.stack(outs[name])
-            if count_ops:
-                x = ins[name]
-                x = torch.stack(x) if isinstance(x[0], torch.Tensor) else tuple(torch.stack(p) for p in zip(*x))
-                _add_ops(ops, name, node.count_ops(x, seqs[name]))
-
-
-def _values(output, state) -> Dict[str, torch.Tensor]:
-    values = {"output": output}
-    if state is not None and hasattr(state, "_asdict"):
-        values.update(state._asdict())
-    return values
-
-
-def _add_ops(ops, name, counts):
-    if counts:
-        entry = ops.setdefault(name, {})
-        for k, v in counts.items():
-            entry[k] = entry.get(k, 0.0) + float(v)
+def _float_parameter(node: nn.Module) -> Optional[Tuple[str, torch.dtype]]:
+    """(name, dtype) of the node's first floating parameter or buffer; None when it has none."""
+    for name, t in list(node.named_parameters()) + list(node.named_buffers()):
+        if t.is_floating_point():
+            return name, t.dtype
+    return None

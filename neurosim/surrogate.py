@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Dict, Type
+from typing import Dict, Type
 
 import torch
+
+from .validation import check_number
 
 __all__ = [
     "Surrogate", "FastSigmoid", "ArcTan", "Sigmoid", "Triangle", "SlayerExponential",
@@ -46,8 +48,7 @@ class Surrogate:
     scale: float = 10.0
 
     def __post_init__(self):
-        if not (self.scale > 0 and math.isfinite(self.scale)):
-            raise ValueError(f"{type(self).__name__}.scale must be a positive finite number, got {self.scale}")
+        check_number(self.scale, f"{type(self).__name__}.scale", positive=True)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -189,6 +190,3 @@ def spike(x: torch.Tensor, surrogate: Surrogate | str = "fast_sigmoid", scale: f
     if not (torch.is_grad_enabled() and x.requires_grad):
         return (x > 0).to(x.dtype)
     return SpikeFunction.apply(x, sg)
-
-
-SpikeFn = Callable[[torch.Tensor], torch.Tensor]

@@ -84,3 +84,47 @@ def test_plan_marks_only_loops_for_stepping():
     g.chain("x", "fc", "pop", "out").connect("pop", "rec", back=True).connect("rec", "pop")
     blocks = plan_components(g)
     assert blocks == [(["fc"], False), (["rec", "pop"], True), (["out"], False)]
+
+
+def readme_graph():
+    """The README's first network: x -> fc -> lif, lif ~> rec -> lif."""
+    g = ns.Graph().add_input("x", 6)
+    g.add("fc", ns.Dense(6, 5)).add("lif", lif(5)).add("rec", ns.Dense(5, 5))
+    g.chain("x", "fc", "lif").connect("lif", "rec", back=True).connect("rec", "lif")
+    return g
+
+
+def test_default_output_of_a_recurrent_layer_is_the_population():
+    g = readme_graph()
+    assert g.output_names() == ["lif"]
+    result = ns.Simulator(g).run(torch.ones(4, 2, 6))
+    assert result.output.shape == (4, 2, 5)
+
+
+def test_a_node_read_through_a_back_edge_by_a_later_layer_is_not_an_output():
+    """lif ~> readout -> out: readout reads lif one step late, but lif still feeds the network."""
+    g = readme_graph()
+    g.add("readout", ns.Dense(5, 2)).add("out", lif(2))
+    g.connect("lif", "readout", back=True).connect("readout", "out")
+    assert g.output_names() == ["out"]
+    assert ns.Simulator(g).run(torch.ones(4, 2, 6)).output.shape == (4, 2, 2)
+
+
+def test_self_loop_and_marked_outputs():
+    g = ns.Graph().add_input("x", 3)
+    g.add("fc", ns.Dense(3, 3)).add("pop", lif(3))
+    g.chain("x", "fc", "pop").connect("pop", "pop", back=True)
+    assert g.output_names() == ["pop"]
+    g.add_output("fc", "pop")
+    assert g.output_names() == ["fc", "pop"]
+
+
+def test_signature_changes_exactly_when_the_structure_does():
+    g = readme_graph()
+    same = g.signature()
+    assert g.signature() == same
+    for change in (lambda: g.add_output("lif"), lambda: g.connect("x", "fc"),
+                   lambda: g.add("extra", lif(5)), lambda: g.add_input("y", 2)):
+        before = g.signature()
+        change()
+        assert g.signature() != before

@@ -1,4 +1,5 @@
-"""Monitor: in-memory records, the global time axis, HDF5 streaming, checks and read-back."""
+"""Monitor: in-memory records, the time axis (per run or continued), HDF5 streaming with
+fsync-then-rename, cleanup of failed runs, checks and read-back."""
 import os
 
 import h5py
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 import neurosim as ns
-from neurosim.monitor import spike_times
+from neurosim.monitor import MonitorError, closing_monitors, spike_times
 
 DT = 1e-3
 PARAMS = ns.LIFParams(tau_mem=5e-3, reset="zero")
@@ -73,12 +74,26 @@ def test_in_memory_record_matches_a_hand_written_loop():
     assert torch.allclose(fc_rec["output"], x @ g.nodes["fc"].weight.detach().T, atol=1e-6)
 
 
+def test_every_counts_the_same_steps_in_each_run_by_default():
+    """A monitor reused across batches that each start from rest (a Trainer's loop) samples the
+    same time indices in every batch: the default time axis starts at 0 in each run."""
+    g, sim = net()
+    mon = ns.Monitor("lif", ("spikes", "v"), every=3)
+    first = sim.run(inputs(t=20, seed=1), monitors=[mon]).records["lif"]
+    second = sim.run(inputs(t=20, seed=2), monitors=[mon]).records["lif"]
+    assert first["t"].tolist() == second["t"].tolist() == list(range(0, 20, 3))
+    assert torch.equal(first["time"], second["time"])
+    whole = sim.run(inputs(t=20, seed=2), monitors=[ns.Monitor("lif", "v")]).records["lif"]
+    assert torch.equal(second["v"], whole["v"][::3])       # the rows are those steps of the run
+    assert mon.steps_seen == 40
+
+
 def test_every_counts_global_steps_across_continued_runs():
     g, sim = net()
     x = inputs(t=18)
     whole = sim.run(x, monitors=[ns.Monitor("lif", ("v",), every=3)]).records["lif"]
     assert whole["t"].tolist() == [0, 3, 6, 9, 12, 15]
-    mon = ns.Monitor("lif", ("v",), every=3)
+    mon = ns.Monitor("lif", ("v",), every=3, time_axis="continued")
     first = sim.run(x[:10], monitors=[mon])
     second = sim.run(x[10:], state=first.state, monitors=[mon])
     r1, r2 = first.records["lif"], second.records["lif"]
@@ -94,7 +109,7 @@ def test_every_counts_global_steps_across_continued_runs():
 
 def test_run_shorter_than_every_gives_empty_tensors_of_the_right_shape():
     g, sim = net()
-    mon = ns.Monitor("lif", ("spikes", "v"), every=5)
+    mon = ns.Monitor("lif", ("spikes", "v"), every=5, time_axis="continued")
     sim.run(inputs(t=3), monitors=[mon])                    # records step 0 only
     rec = sim.run(inputs(t=2), monitors=[mon]).records["lif"]   # steps 3, 4: nothing
     assert rec["v"].shape == (0, 2, 3) and rec["t"].numel() == 0
@@ -114,21 +129,51 @@ def test_unknown_variable_fails_before_any_step_naming_node_and_choices():
     assert CountingDense.calls == 0
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(variables=()), "non-empty"),
-    (dict(variables=("v", "v")), "duplicates"),
-    (dict(every=0), "every"),
-    (dict(every=1.5), "every"),
-    (dict(chunk_steps=0), "chunk_steps"),
-    (dict(compression="zip"), "compression"),
-    (dict(path="/nonexistent-dir/x.h5"), "does not exist"),
-    (dict(path="rec.h5", detach=False), "detach=False"),
+def test_a_bad_later_monitor_is_refused_before_an_earlier_one_opens_its_file(tmp_path):
+    g, sim = net()
+    good = ns.Monitor("lif", "v", path=tmp_path / "good.h5")
+    with pytest.raises(MonitorError, match="node 'fc' has no variable 'v'"):
+        sim.run(inputs(), monitors=[good, ns.Monitor("fc", "v")])
+    assert good.temp_path is None and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("kwargs, argument, reason", [
+    (dict(variables=()), "variables", "must be a non-empty sequence of names, got []"),
+    (dict(variables=("v", "v")), "variables", "must not contain duplicates, got ['v', 'v']"),
+    (dict(variables=7), "variables", "must be a non-empty sequence of names, got 7"),
+    (dict(every=0), "every", "must be an integer >= 1, got 0"),
+    (dict(every=1.5), "every", "must be an integer >= 1, got 1.5"),
+    (dict(every=True), "every", "must be an integer >= 1, got True"),
+    (dict(chunk_steps=0), "chunk_steps", "must be an integer >= 1, got 0"),
+    (dict(compression="zip"), "compression", "must be 'gzip', 'lzf' or None, got 'zip'"),
+    (dict(time_axis="global"), "time_axis", "must be one of ['per_run', 'continued'], got 'global'"),
+    (dict(path="/nonexistent-dir/x.h5"), "path",
+     "'/nonexistent-dir/x.h5': directory '/nonexistent-dir' does not exist"),
+    (dict(path="TMP/rec.h5", detach=False), "detach", "must be True with a path: detach=False keeps the "
+     "autograd graph, which a file cannot hold; use path=None to keep the graph"),
 ])
-def test_bad_monitor_arguments(kwargs, match, tmp_path):
-    if kwargs.get("path") == "rec.h5":
+def test_bad_monitor_arguments_name_the_argument(kwargs, argument, reason, tmp_path):
+    if str(kwargs.get("path", "")).startswith("TMP/"):
         kwargs["path"] = str(tmp_path / "rec.h5")
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(MonitorError) as info:
         ns.Monitor("lif", **kwargs)
+    assert isinstance(info.value, ValueError)
+    assert (info.value.argument, info.value.reason) == (argument, reason)
+    assert str(info.value) == f"Monitor('lif') {argument} {reason}"
+
+
+def test_check_finds_unknown_nodes_and_variables_without_running():
+    g, sim = net(with_counter=True)
+    CountingDense.calls = 0
+    ns.Monitor("lif", ("spikes", "v")).check(g)
+    with pytest.raises(MonitorError) as info:
+        ns.Monitor("lif", ("v", "u")).check(g)
+    assert info.value.argument == "variables"
+    assert info.value.reason == "node 'lif' has no variable 'u'; available: ['i', 'output', 'refractory', 'v', 'spikes']"
+    with pytest.raises(MonitorError) as info:
+        ns.Monitor("nope").check(g)
+    assert info.value.argument == "node" and info.value.reason == "unknown node 'nope' (nodes: ['fc', 'lif'])"
+    assert CountingDense.calls == 0
 
 
 def test_detach_false_keeps_the_graph_for_rate_penalties():
@@ -147,8 +192,9 @@ def test_streaming_appends_runs_and_appears_only_when_closed(tmp_path):
     g, sim = net()
     x = inputs(t=30)
     path = tmp_path / "lif.h5"
-    memory = ns.Monitor("lif", ("spikes", "v"), every=2, name="memory")
-    with ns.Monitor("lif", ("spikes", "v"), every=2, path=path, chunk_steps=4, name="file") as mon:
+    memory = ns.Monitor("lif", ("spikes", "v"), every=2, name="memory", time_axis="continued")
+    with ns.Monitor("lif", ("spikes", "v"), every=2, path=path, chunk_steps=4, name="file",
+                    time_axis="continued") as mon:
         first = sim.run(x[:17], monitors=[mon, memory])
         assert first.records["file"] == {"path": str(path)}
         assert not path.exists(), "the final name must appear only on close"
@@ -165,7 +211,7 @@ def test_streaming_appends_runs_and_appears_only_when_closed(tmp_path):
     for var in ("spikes", "v"):
         want = torch.cat([first.records["memory"][var], second.records["memory"][var]])
         assert torch.equal(rec.variables[var], want), var
-    assert rec.dt == DT and rec.node == "lif" and rec.attrs["every"] == 2
+    assert rec.dt == DT and rec.node == "lif" and rec.attrs["every"] == 2 and rec.attrs["time_axis"] == "continued"
     assert rec.attrs["variables"] == ["spikes", "v"] and rec.attrs["neurosim_version"] == ns.__version__
     assert torch.allclose(rec.time, expected_t.double() * DT)
     with h5py.File(path, "r") as f:
@@ -197,7 +243,7 @@ def test_a_failed_run_is_dropped_from_the_file(tmp_path):
     sim = ns.Simulator(g, dt=DT)
     x = inputs(t=20)
     path = tmp_path / "r.h5"
-    mon = ns.Monitor("lif", ("v",), path=path, chunk_steps=4)
+    mon = ns.Monitor("lif", ("v",), path=path, chunk_steps=4, time_axis="continued")
     good = sim.run(x[:6], monitors=[mon])
     g.nodes["boom"].explode = True
     with pytest.raises(RuntimeError, match="boom"):      # lif was recorded (and flushed) before boom ran
@@ -210,6 +256,64 @@ def test_a_failed_run_is_dropped_from_the_file(tmp_path):
     whole = sim.run(x, monitors=[ns.Monitor("lif", "v")]).records["lif"]["v"]
     assert torch.allclose(rec["v"], whole, atol=1e-6)
     assert again.state is not None
+
+
+def test_streamed_runs_from_rest_each_start_at_step_0_in_the_file(tmp_path):
+    g, sim = net()
+    with ns.Monitor("lif", "v", every=3, path=tmp_path / "r.h5", chunk_steps=4) as mon:
+        sim.run(inputs(t=10, seed=1), monitors=[mon])
+        sim.run(inputs(t=10, seed=2), monitors=[mon])
+    rec = ns.load_recording(tmp_path / "r.h5")
+    assert rec.t.tolist() == [0, 3, 6, 9, 0, 3, 6, 9] and rec.attrs["time_axis"] == "per_run"
+
+
+def test_close_fsyncs_the_file_before_renaming_it(tmp_path, monkeypatch):
+    g, sim = net()
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.fstat(fd).st_ino))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.stat(src).st_ino, os.fspath(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    path = tmp_path / "r.h5"
+    with ns.Monitor("lif", "v", path=path) as mon:
+        sim.run(inputs(), monitors=[mon])
+    renames = [e for e in events if e[0] == "replace"]
+    assert len(renames) == 1 and renames[0][2] == str(path)
+    inode = renames[0][1]
+    assert ("fsync", inode) in events[:events.index(renames[0])], events
+    assert ns.load_recording(path)["v"].shape == (20, 2, 3)
+
+
+def test_closing_monitors_closes_all_on_success_and_aborts_all_on_failure(tmp_path):
+    g, sim = net()
+    g.add("boom", Exploding(3, 2))
+    g.connect("lif", "boom")
+    sim = ns.Simulator(g, dt=DT)
+    with closing_monitors([ns.Monitor("fc", path=tmp_path / "fc.h5"),
+                           ns.Monitor("lif", ("spikes", "v"), path=tmp_path / "lif.h5")]) as mons:
+        sim.run(inputs(), monitors=mons)
+    assert sorted(os.listdir(tmp_path)) == ["fc.h5", "lif.h5"]
+    failed = tmp_path / "failed"
+    failed.mkdir()
+    g.nodes["boom"].explode = True
+    with pytest.raises(RuntimeError, match="boom"):     # fails mid-run, after fc and lif were recorded
+        with closing_monitors([ns.Monitor("fc", path=failed / "fc.h5"),
+                               ns.Monitor("lif", ("spikes", "v"), path=failed / "lif.h5")]) as mons:
+            sim.run(inputs(), monitors=mons)
+    assert os.listdir(failed) == []
+    with pytest.raises(MonitorError, match="no variable 'u'"):   # the 2nd monitor fails at start
+        with closing_monitors([ns.Monitor("fc", path=failed / "fc.h5"),
+                               ns.Monitor("lif", "u", path=failed / "lif.h5")]) as mons:
+            sim.run(inputs(), monitors=mons)
+    assert os.listdir(failed) == []
 
 
 def test_exception_inside_with_block_leaves_no_file(tmp_path):

@@ -87,6 +87,27 @@ def test_weight_bounds_and_multiplicative():
     assert float(soft.weight.detach()) == pytest.approx(0.9 + 0.5 * 0.1 * math.exp(-DT / 20e-3), rel=1e-6)
 
 
+def _one_pair_soft_bound(w0, t_pre, t_post, **kw):
+    params = STDPParams(tau_plus=20e-3, tau_minus=30e-3, w_min=0.2, w_max=1.5, multiplicative=True, **kw)
+    fc = Dense(1, 1, weight=torch.full((1, 1), w0, dtype=torch.float64))
+    STDPRule(fc, params).apply(*(s.double() for s in _pair(t_pre, t_post)), DT)
+    return float(fc.weight.detach())
+
+
+def test_multiplicative_depression_is_scaled_by_the_distance_to_w_min():
+    """Post at step 10, pre at 15: dw = -a_minus (w - w_min) exp(-5 ms / tau_minus), w = 0.7."""
+    w = _one_pair_soft_bound(0.7, t_pre=15, t_post=10, a_plus=0.0, a_minus=0.4)
+    expected = 0.7 - 0.4 * (0.7 - 0.2) * math.exp(-5e-3 / 30e-3)
+    assert w == pytest.approx(expected, rel=1e-12, abs=0)
+
+
+def test_multiplicative_potentiation_is_scaled_by_the_distance_to_w_max():
+    """Pre at step 10, post at 15: dw = +a_plus (w_max - w) exp(-5 ms / tau_plus), w = 0.7."""
+    w = _one_pair_soft_bound(0.7, t_pre=10, t_post=15, a_plus=0.4, a_minus=0.0)
+    expected = 0.7 + 0.4 * (1.5 - 0.7) * math.exp(-5e-3 / 20e-3)
+    assert w == pytest.approx(expected, rel=1e-12, abs=0)
+
+
 def test_sparse_keeps_its_pattern_and_matches_dense():
     gen = torch.Generator().manual_seed(0)
     sp = Sparse.random(30, 20, p=0.2, seed=1, weight=0.5)

@@ -1,4 +1,6 @@
 """Population: one wrapper for every model; trainable parameters; validation."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -59,3 +61,44 @@ def test_initial_state_follows_device_and_dtype_of_the_request():
     state = pop.initial_state(4, dtype=torch.float64)
     assert state.v.shape == (4, 2, 3) and state.v.dtype == torch.float64
     assert torch.all(state.v == -0.1)
+
+
+def _registered_fields():
+    """(model name, field, default) for every field of every registered model's params dataclass."""
+    for name in ns.available_neuron_models():
+        params_type = ns.get_neuron_model(name).params_type
+        for f in dataclasses.fields(params_type):
+            yield name, f.name, getattr(params_type(), f.name)
+
+
+@pytest.mark.parametrize("model, field, default", list(_registered_fields()))
+def test_trainable_accepts_exactly_the_float_fields(model, field, default):
+    """Continuous (float) fields become parameters a backward pass reaches; discrete ones (int
+    refractory steps, str modes, bool flags) are refused up front, naming field, model and the
+    allowed fields. The kind is read from each field's default value, not from the code's rule."""
+    if isinstance(default, float):
+        pop = ns.Population(model, 3, trainable=(field,))
+        assert isinstance(getattr(pop, field), torch.nn.Parameter)
+        x = tuple(torch.ones(2, 3) for _ in pop.input_ports)
+        out, state = pop.step(x if len(x) > 1 else x[0], pop.initial_state(2), 1e-4)
+        (out.sum() + sum(s.sum() for s in state)).backward()          # reaches the parameter, no error
+        assert getattr(pop, field).grad is not None
+    else:
+        assert isinstance(default, (int, str, bool)), (model, field, default)
+        allowed = [f for m, f, d in _registered_fields() if m == model and isinstance(d, float)]
+        with pytest.raises(ValueError) as info:
+            ns.Population(model, 3, trainable=(field,))
+        message = str(info.value)
+        assert f"Population({model!r}): cannot train {field!r}, a discrete parameter" in message
+        assert f"trainable parameters: {allowed}" in message
+
+
+def test_every_model_has_a_discrete_field_and_lif_refuses_refractory_steps():
+    """The parametrised test above is not vacuous: each model has discrete fields to refuse."""
+    for name in ns.available_neuron_models():
+        params = ns.get_neuron_model(name).params_type()
+        assert any(not isinstance(getattr(params, f.name), float) for f in dataclasses.fields(params)), name
+    with pytest.raises(ValueError, match="cannot train 'refractory_steps'"):
+        ns.Population("lif", 3, trainable=("refractory_steps",))
+    with pytest.raises(TypeError, match="sequence of parameter names"):
+        ns.Population("lif", 3, trainable="tau_mem")

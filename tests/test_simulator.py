@@ -175,3 +175,124 @@ def test_output_marked_after_building_is_returned_from_a_recurrent_block():
     result = sim.run(x)
     assert result.outputs["rec"].shape == (x.shape[0], x.shape[1], 10)
     assert torch.equal(result.outputs["rec"], ns.Simulator(g, schedule="step").run(x).outputs["rec"])
+
+
+# ---------------------------------------------------------------------------- the graph may change
+def test_an_edge_added_after_building_is_used_by_the_next_run():
+    g, x = recurrent_graph(), spikes()
+    sim = ns.Simulator(g)
+    before = sim.run(x).output
+    g.connect("x", "fc")                      # a second edge on fc's port: fc now sees 2 x
+    after = sim.run(x)
+    assert not torch.equal(after.output, before), "the new edge must change the result"
+    assert torch.equal(after.output, ns.Simulator(g).run(x).output)
+
+
+def test_a_node_added_after_building_is_run_and_old_states_are_rejected_by_name():
+    g, x = recurrent_graph(), spikes()
+    sim = ns.Simulator(g)
+    old_state = sim.run(x).state
+    g.add("skip", ns.Dense(10, 3, weight=torch.rand(3, 10)))
+    g.connect("fc", "skip").connect("skip", "out")
+    fresh = ns.Simulator(g)
+    for schedule in ("layer", "step"):
+        sim.schedule = schedule
+        result = sim.run(x)
+        assert "skip" in result.state.nodes and sim.order == fresh.order
+        assert torch.equal(result.output, fresh.run(x).output)
+    with pytest.raises(ValueError, match=r"state has no entry for \['skip'\].*before nodes were added"):
+        sim.run(x, state=old_state)
+
+
+def test_an_invalid_edge_added_after_building_is_reported_at_the_next_run():
+    g = recurrent_graph()
+    sim = ns.Simulator(g)
+    g.connect("readout", "pop")               # readout gives 3 values, pop expects 10
+    with pytest.raises(ns.GraphError, match=r"edge readout -> pop.input: shape mismatch"):
+        sim.run(spikes())
+
+
+# ---------------------------------------------------------------------------- dtypes
+def test_an_input_of_another_dtype_than_the_parameters_is_named():
+    sim = ns.Simulator(recurrent_graph())
+    with pytest.raises(TypeError) as err:
+        sim.run(spikes().double())
+    assert str(err.value) == ("input 'x' is torch.float64 but it feeds node 'fc', whose parameter 'weight' "
+                              "is torch.float32; convert the input (.to(torch.float32)) or the graph "
+                              "(.to(torch.float64))")
+    g = recurrent_graph().double()
+    with pytest.raises(TypeError, match=r"^input 'x' is torch.float32 but it feeds node 'fc', whose "
+                                        r"parameter 'weight' is torch.float64"):
+        ns.Simulator(g).run(spikes())
+
+
+def test_the_dtype_check_looks_through_nodes_without_parameters():
+    """x -> flat (no parameters) -> fc: the input must match fc's weight."""
+    g = ns.Graph().add_input("x", (3, 4))
+    g.add("flat", ns.Flatten((3, 4))).add("fc", ns.Dense(12, 2)).add("pop", ns.Population("lif", 2))
+    g.chain("x", "flat", "fc", "pop")
+    with pytest.raises(TypeError, match=r"^input 'x' is torch.float64 but it feeds node 'fc', whose parameter 'weight'"):
+        ns.Simulator(g).run(torch.zeros(5, 1, 3, 4, dtype=torch.float64))
+
+
+def test_a_state_of_another_dtype_is_named():
+    g = recurrent_graph()
+    sim = ns.Simulator(g)
+    with pytest.raises(TypeError) as err:
+        sim.run(spikes(), state=sim.initial_state(3, dtype=torch.float64))
+    assert str(err.value) == ("state of 'pop' field 'v' is torch.float64 but the inputs are torch.float32 "
+                              "(node 'pop' has no floating parameters); make the state with "
+                              "initial_state(batch, dtype=torch.float32)")
+    trained = ns.Graph.sequential(12, ("fc", ns.Dense(12, 10)), ("pop", ns.Population(
+        "lif", 10, ns.LIFParams(tau_mem=torch.full((10,), 5e-3)))))
+    sim = ns.Simulator(trained)
+    with pytest.raises(TypeError) as err:
+        sim.run(spikes(), state=sim.initial_state(3, dtype=torch.float64))
+    assert str(err.value) == ("state of 'pop' field 'v' is torch.float64 but node 'pop' has parameter "
+                              "'tau_mem' of torch.float32; make the state with "
+                              "initial_state(batch, dtype=torch.float32)")
+
+
+# ---------------------------------------------------------------------------- back-edges into a loop
+def loop_with_outside_back_edge(seed=0):
+    """x -> fc -> pop <-> rec, and fc -> skip ~> pop: a back-edge from outside the pop/rec loop."""
+    g = recurrent_graph(seed=seed)
+    g.add("skip", ns.Dense(10, 10, weight=torch.rand(10, 10) * 0.5))
+    g.connect("fc", "skip").connect("skip", "pop", back=True)
+    return g
+
+
+def test_back_edge_from_outside_a_loop_is_bit_identical_in_both_schedules():
+    g, x = loop_with_outside_back_edge(), spikes(t=40)
+    layer_sim = ns.Simulator(g, schedule="layer")
+    assert ["skip"] in [names for names, _ in layer_sim.blocks], "skip must run outside the loop"
+    g.add_output("pop", "out")
+    state = ns.Simulator(g).run(x[:7]).state          # non-zero previous outputs, skip's included
+    layer = layer_sim.run(x, state=state)
+    step = ns.Simulator(g, schedule="step").run(x, state=state)
+    assert layer.outputs["pop"].sum() > 0
+    for name in ("pop", "out"):
+        assert torch.equal(layer.outputs[name], step.outputs[name])
+    for name in ("pop", "out"):
+        for a, b in zip(layer.state.nodes[name], step.state.nodes[name]):
+            assert torch.equal(a, b)
+    assert layer.state.previous.keys() == {"pop", "skip"} == step.state.previous.keys()
+    assert torch.equal(layer.state.previous["pop"], step.state.previous["pop"])
+    # skip is one matmul over T * batch rows in "layer", T matmuls over batch rows in "step":
+    # BLAS may round those differently in the last bit
+    torch.testing.assert_close(layer.state.previous["skip"], step.state.previous["skip"], rtol=1e-6, atol=1e-6)
+
+
+def test_no_stack_of_outputs_without_autograd():
+    """Without autograd a stepped block writes its outputs into one [T, batch, ...] tensor
+    (one copy in memory): no list of T steps to stack."""
+    g, x = recurrent_graph(), spikes()
+    for node in g.nodes.values():
+        if isinstance(node, ns.Dense):
+            node.event_driven = False         # the same arithmetic with and without autograd
+    sim = ns.Simulator(g)
+    g.add_output("pop", "out")
+    with torch.no_grad(), torch.profiler.profile() as prof:
+        result = sim.run(x)
+    assert not [e for e in prof.events() if e.name == "aten::stack"]
+    assert torch.equal(result.outputs["pop"], sim.run(x).outputs["pop"])

@@ -16,10 +16,19 @@ Reset modes (applied in the step where the spike happens):
 * ``"zero"``: v <- 0
 * ``"value"``: v <- v_reset
 * ``"subtract"``: v <- v - (v_threshold - v_reset)   (the usual "subtract threshold" when v_reset = 0)
+* ``"subtract_delayed"``: nothing happens in the step of the spike; the *next* step subtracts
+  ``v_threshold - v_reset`` after integrating, undecayed (snnTorch's default neuron,
+  ``reset_mechanism="subtract", reset_delay=True``)::
+
+      v[t] = integrate(v[t-1], I[t]) - H(v[t-1] - v_threshold) (v_threshold - v_reset)
+
+  The stored v is the membrane before any reset, so ``H(v[t-1] - v_threshold)`` is the spike of
+  step t-1 (a constant: no gradient flows through the late reset, as in snnTorch).
 """
 from __future__ import annotations
 
 import math
+import typing
 import warnings
 from dataclasses import dataclass, fields
 from typing import Callable, Dict, Optional, Tuple
@@ -27,14 +36,15 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 
 from ..surrogate import spike as _spike
+from ..validation import check_choice, check_int, check_number, check_positive
 
 __all__ = ["NeuronModel", "register_neuron_model", "get_neuron_model", "available_neuron_models",
-           "INTEGRATIONS", "RESETS", "decay_factor", "apply_reset", "check_positive",
+           "INTEGRATIONS", "RESETS", "decay_factor", "apply_reset", "delayed_reset", "check_positive",
            "check_choice", "check_time_step", "check_steps", "check_fields_positive", "default_spike_fn",
-           "as_tensor_param", "params_summary"]
+           "as_tensor_param", "continuous_fields"]
 
 INTEGRATIONS = ("exact", "euler")
-RESETS = ("zero", "subtract", "value")
+RESETS = ("zero", "subtract", "value", "subtract_delayed")
 
 
 def default_spike_fn(x: torch.Tensor) -> torch.Tensor:
@@ -110,22 +120,33 @@ def _values(value):
     return value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=torch.float64)
 
 
-def check_positive(value, where: str) -> None:
-    """Raise ``ValueError`` naming ``where`` unless every element of ``value`` is finite and > 0."""
-    v = _values(value)
-    if not bool(torch.isfinite(v).all()) or not bool((v > 0).all()):
-        raise ValueError(f"{where} must be finite and > 0, got {value!r}")
+def check_steps(value, where: str) -> int:
+    """``value`` must be a whole number >= 0 (e.g. refractory steps; ``3.0`` is accepted as 3).
+
+    Raises ``ValueError``: ``"{where} must be an integer >= 0, got {value!r}"``."""
+    return check_int(value, where, minimum=0, integral_float=True)
 
 
-def check_choice(value, choices, where: str) -> None:
-    if value not in choices:
-        raise ValueError(f"{where} must be one of {list(choices)}, got {value!r}")
+def continuous_fields(params_type: type) -> Tuple[str, ...]:
+    """The fields of a params dataclass that hold continuous values, the ones that can be trained.
 
+    A field is continuous when its annotation admits ``float`` or ``torch.Tensor`` (the models'
+    ``Scalar = Union[float, torch.Tensor]``). Fields annotated ``int`` (``refractory_steps``),
+    ``str`` (``reset``, ``integration``) or ``bool`` (``input_same_step``) are discrete: they
+    choose the discretisation and have no gradient. Authors of new models annotate their fields
+    this way.
 
-def check_steps(value, where: str) -> None:
-    """Raise ``ValueError`` naming ``where`` unless ``value`` is an integer >= 0 (e.g. refractory steps)."""
-    if isinstance(value, bool) or int(value) != value or value < 0:
-        raise ValueError(f"{where} must be an integer >= 0, got {value!r}")
+    Example::
+
+        >>> continuous_fields(LIFParams)
+        ('tau_mem', 'v_threshold', 'v_leak', 'v_reset', 'r')
+    """
+    hints = typing.get_type_hints(params_type)
+
+    def admits_float(hint) -> bool:
+        return any(a is float or a is torch.Tensor for a in (typing.get_args(hint) or (hint,)))
+
+    return tuple(f.name for f in fields(params_type) if admits_float(hints.get(f.name)))
 
 
 def check_fields_positive(params, names) -> None:
@@ -144,8 +165,7 @@ def check_fields_positive(params, names) -> None:
 def check_time_step(tau, dt: float, where: str) -> None:
     """tau > 0 (error) and dt < tau (warning: the discretisation is coarse or unstable otherwise)."""
     check_positive(tau, where)
-    if not (dt > 0 and math.isfinite(dt)):
-        raise ValueError(f"time step dt must be finite and > 0, got {dt!r}")
+    check_number(dt, "time step dt", positive=True, unit="s")
     if float(_values(tau).min()) <= dt:
         warnings.warn(f"{where} = {float(_values(tau).min()):g} s is not larger than dt = {dt:g} s; "
                       "the dynamics are badly resolved (and forward Euler may be unstable)",
@@ -168,7 +188,10 @@ def decay_factor(tau, dt: float, integration: str):
 def apply_reset(v: torch.Tensor, s: torch.Tensor, reset: str, v_threshold, v_reset) -> torch.Tensor:
     """Membrane after the reset of the neurons that spiked (``s`` = 1), differentiable through v.
 
-    zero: v (1 - s); value: v (1 - s) + v_reset s; subtract: v - (v_threshold - v_reset) s."""
+    zero: v (1 - s); value: v (1 - s) + v_reset s; subtract: v - (v_threshold - v_reset) s;
+    subtract_delayed: v unchanged (the reset comes in the next step, :func:`delayed_reset`)."""
+    if reset == "subtract_delayed":
+        return v
     if reset == "subtract":
         jump = v_threshold - v_reset
         # one op where the jump is a number; exact either way since s is 0 or 1
@@ -178,10 +201,11 @@ def apply_reset(v: torch.Tensor, s: torch.Tensor, reset: str, v_threshold, v_res
     return v * (1.0 - s) + s * v_reset
 
 
-def params_summary(params) -> dict:
-    """A plain dict of a params dataclass (tensors as lists), for recordings and exporters."""
-    out = {}
-    for f in fields(params):
-        v = getattr(params, f.name)
-        out[f.name] = v.detach().cpu().tolist() if isinstance(v, torch.Tensor) else v
-    return out
+def delayed_reset(v_integrated: torch.Tensor, v_previous: torch.Tensor, v_threshold, v_reset) -> torch.Tensor:
+    """The late reset of ``"subtract_delayed"``: ``v_integrated - H(v_previous - v_threshold)
+    (v_threshold - v_reset)``, where ``v_previous`` is the unreset membrane of the step before.
+    The step function H is exact and without gradient (the reset is a detached constant).
+
+    Shapes: ``v_integrated`` and ``v_previous`` ``[batch, *shape]``; thresholds broadcast."""
+    fired = (v_previous.detach() > v_threshold).to(v_integrated.dtype)
+    return v_integrated - fired * (v_threshold - v_reset)

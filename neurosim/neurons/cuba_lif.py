@@ -4,8 +4,11 @@ Continuous dynamics (NIR's equations; i in amperes, r in ohms, so r*i is in volt
 
     tau_syn di/dt = -i + w_in S          S: the input, a train of pulses (see below)
     tau_mem dv/dt = (v_leak - v) + r i
-    spike when v > v_threshold, then reset (zero | subtract | value), then ``refractory_steps``
-    steps during which v is held and not integrated (i keeps decaying and receiving input).
+    spike when v > v_threshold, then reset (zero | subtract | value | subtract_delayed), then
+    ``refractory_steps`` steps during which v is held and not integrated (i keeps decaying and
+    receiving input). ``subtract_delayed`` (snnTorch's default ``Synaptic``) subtracts
+    ``v_threshold - v_reset`` one step late and undecayed, after integrating:
+    ``v[t] = ... - H(v[t-1] - v_threshold) (v_threshold - v_reset)`` (see ``neurosim.neurons.lif``).
 
 Input convention: the input ``x[t]`` of a step is a *current increment* in amperes, added to i at
 once (``i += w_in x``), as a spike of weight w does in Norse, snnTorch, Lava and in Brian2's

@@ -3,14 +3,22 @@
 Continuous dynamics, with the input current I in amperes and r in ohms (so r*I is in volts)::
 
     tau_mem dv/dt = (v_leak - v) + r I
-    spike when v > v_threshold, then reset (zero | subtract | value), then ``refractory_steps``
-    steps during which v is held and no input is integrated.
+    spike when v > v_threshold, then reset (zero | subtract | value | subtract_delayed), then
+    ``refractory_steps`` steps during which v is held and no input is integrated.
 
 Discretisation with a = exp(-dt/tau_mem) (``integration="exact"``, exact for I constant over the
 step) or a = 1 - dt/tau_mem (``"euler"``)::
 
     v[t] = v_leak + (v[t-1] - v_leak) a + (1 - a) r I_eff[t]
     s[t] = H(v[t] - v_threshold);   v[t] <- reset(v[t], s[t])
+
+``reset="subtract_delayed"`` (snnTorch's default ``Leaky``) applies the reset one step late and
+undecayed: no reset in the step of the spike, and the next step computes
+
+    v[t] = v_leak + (v[t-1] - v_leak) a + (1 - a) r I_eff[t] - s[t-1] (v_threshold - v_reset)
+
+with ``s[t-1] = H(v[t-1] - v_threshold)`` read from the (unreset) stored membrane; with
+a = beta, (1 - a) r = 1 and v_reset = 0 this is snnTorch's ``beta v + I - H(v - thr) thr``.
 
 ``I_eff[t] = I[t]`` when ``input_same_step`` (the input of step t can make a spike at step t),
 else ``I[t-1]`` (one step of latency, as on hardware that integrates after thresholding).
@@ -29,7 +37,7 @@ from typing import NamedTuple, Union
 
 import torch
 
-from .base import (NeuronModel, apply_reset, check_choice, check_fields_positive, check_steps, decay_factor,
+from .base import (NeuronModel, apply_reset, check_choice, delayed_reset, check_fields_positive, check_steps, decay_factor,
                    default_spike_fn, INTEGRATIONS, RESETS, register_neuron_model)
 
 Scalar = Union[float, torch.Tensor]
@@ -91,6 +99,8 @@ def integrate_and_fire(v_integrated, state_v, refractory, p, spike_fn, v_thresho
     v_threshold = p.v_threshold if v_threshold is None else v_threshold
     reset = p.reset if reset is None else reset
     v_reset = p.v_reset if v_reset is None else v_reset
+    if reset == "subtract_delayed":      # the reset of the last step's spike, after integration
+        v_integrated = delayed_reset(v_integrated, state_v, v_threshold, v_reset)
     if p.refractory_steps > 0:
         free = refractory <= 0
         v_integrated = torch.where(free, v_integrated, state_v)
@@ -171,10 +181,10 @@ def lif_sequence(x_seq: torch.Tensor, state: LIFState, p: LIFParams, dt: float, 
     """T steps of :func:`lif_step` at once (fused forward/backward, same results).
 
     Shapes: x_seq ``[T, batch, *shape]``. Applies when input reaches the membrane in the same
-    step, there is no refractory period and no parameter needs a gradient; otherwise returns
-    ``NotImplemented`` and the caller steps :func:`lif_step`."""
+    step, there is no refractory period, the reset is not ``"subtract_delayed"`` and no parameter
+    needs a gradient; otherwise returns ``NotImplemented`` and the caller steps :func:`lif_step`."""
     params = (p.tau_mem, p.v_threshold, p.v_leak, p.v_reset, p.r)
-    if (not p.input_same_step or p.refractory_steps > 0
+    if (not p.input_same_step or p.refractory_steps > 0 or p.reset == "subtract_delayed"
             or any(isinstance(q, torch.Tensor) and q.requires_grad for q in params)):
         return NotImplemented
     a = decay_factor(p.tau_mem, dt, p.integration)

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..node import Node, as_shape, state_device_dtype
+from .event_cost import event_cost_for, event_path_pays
 
 __all__ = ["DelayState", "SynapticDelay", "Delay", "delay_initial_state", "delay_step",
            "delay_sequence", "check_delay"]
@@ -115,16 +116,17 @@ def delay_sequence(z_seq: torch.Tensor, state: DelayState, values: Sequence[int]
     """``T`` steps at once: ``y[t] = buffer[t] + sum_g z[t - d_g, :, g]`` (no time loop).
 
     z_seq: ``[T, batch, G, *out]``. Returns ``(y [T, batch, *out], new_state)`` with the
-    contributions still in flight after step ``T - 1`` in the new buffer; equal to ``T`` calls
-    of :func:`delay_step`."""
+    contributions still in flight after step ``T - 1`` in the new buffer; equal bit for bit to
+    ``T`` calls of :func:`delay_step` given the same ``z`` (each arrival slot adds its
+    contributions in the same order: the state's buffer, then the groups by decreasing delay)."""
     buf = state.buffer
     steps = z_seq.shape[0]
     full = torch.cat([buf, buf.new_zeros((steps, *buf.shape[1:]))], 0)   # full[t]: arrives at step t
-    if len(values) == 1:
-        full[values[0]:values[0] + steps] += z_seq[:, :, 0]
-    else:
-        for g, d in enumerate(values):
-            full[d:d + steps] += z_seq[:, :, g]
+    # largest delay first: each arrival slot sums its contributions in the order delay_step
+    # adds them (earliest emission first), so step and sequence agree bit for bit
+    for g in reversed(range(len(values))):
+        d = values[g]
+        full[d:d + steps] += z_seq[:, :, g]
     return full[:steps], DelayState(full[steps:])
 
 
@@ -233,21 +235,45 @@ class DelayedProjection:
 
     The projection provides ``propagate(x2d) -> [N, out]`` (undelayed, with bias),
     ``_grouped(x2d) -> [N, G, out]`` (per delay group, without bias) and ``bias``; it calls
-    ``_setup_delays`` in ``__init__``. Without a delay > 0 it stays stateless; otherwise its
+    ``_setup_delays`` and ``_set_event_options`` in ``__init__``, and for the event-path choice
+    ``_event_kind`` (``"dense"``/``"sparse"``), ``_event_fan_out()`` and ``_dense_synapses()``
+    (see :mod:`neurosim.projections.event_cost`). Without a delay > 0 it stays stateless; otherwise its
     state is a :class:`DelayState` and ``step_sequence`` runs T steps without a time loop
     (one propagation for all T, then one shift per delay group):
     ``y[t] = sum_g W_g x[t - d_g] (+ bias)``.
 
     Shapes: ``[batch, in] -> [batch, out]`` per step, ``[T, batch, in] -> [T, batch, out]``."""
 
+    def _set_event_options(self, event_driven, event_threshold, where: str) -> None:
+        """Validate and keep ``event_driven`` (``"auto"``, True, False) and ``event_threshold``
+        (None: the cost model of :mod:`neurosim.projections.event_cost`; else a density in [0, 1])."""
+        if event_driven not in ("auto", True, False):
+            raise ValueError(f"{where}.event_driven must be 'auto', True or False, got {event_driven!r}")
+        if event_threshold is not None:
+            if isinstance(event_threshold, bool) or not isinstance(event_threshold, (int, float)) \
+                    or not 0.0 <= float(event_threshold) <= 1.0:
+                raise ValueError(f"{where}.event_threshold must be None or a density in [0, 1], "
+                                 f"got {event_threshold!r}")
+            event_threshold = float(event_threshold)
+        self.event_driven, self.event_threshold = event_driven, event_threshold
+
     def use_event_path(self, x: torch.Tensor) -> bool:
-        """Event-driven propagation only without autograd; in ``"auto"`` mode only when the
-        fraction of non-zero inputs is below ``event_threshold`` (shared by Dense and Sparse)."""
+        """Event-driven propagation only without autograd. In ``"auto"`` mode: when the cost
+        model says it pays (:func:`~neurosim.projections.event_cost.event_path_pays` with this
+        projection's ``_event_kind``, ``_event_fan_out()`` and ``_dense_synapses()``), or, when
+        the user set ``event_threshold``, when the fraction of non-zero inputs is below it.
+        x: ``[rows, in]``."""
         if self.event_driven is False or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)):
             return False
         if self.event_driven is True:
             return True
-        return float(torch.count_nonzero(x)) < self.event_threshold * x.numel()
+        active = int(torch.count_nonzero(x))           # one host sync on GPU, as before
+        if self.event_threshold is not None:
+            return active < self.event_threshold * x.numel()
+        rows = x.numel() // self.in_features
+        cost = event_cost_for(self._event_kind, x.device.type)
+        table_bytes = self.weight.numel() * self.weight.element_size()
+        return event_path_pays(active, rows, self._event_fan_out(), self._dense_synapses(), cost, table_bytes)
 
     def _setup_delays(self, delay, synapse_shape, where: str) -> None:
         delays = SynapticDelay(delay, synapse_shape, where)

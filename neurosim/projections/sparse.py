@@ -15,8 +15,20 @@ Two propagation paths give the same result up to float summation order (tested):
   ``dL/dw[k] = sum_b g[b, post[k]] x[b, pre[k]]`` (a sampled dense-dense product), so the weight
   gradient exists only on existing synapses and costs O(batch x nnz).
 * event path (inference, sparse input): only the synapses of the active presynaptic neurons are
-  gathered (from a padded per-neuron table, or CSR segments when fan-outs are very uneven) and
-  scattered into the output with one ``index_add``: cost O(active inputs x fan-out).
+  gathered (a window of K = max fan-out consecutive weights per neuron, or CSR segments when
+  fan-outs are very uneven) and scattered into the output with one ``index_add``: cost
+  O(active inputs x fan-out).
+
+Which path runs: autograd on -> dense; otherwise the cost model of
+:mod:`neurosim.projections.event_cost` (input rows, active inputs, K, nnz), or a user's
+``event_threshold`` density. A float weight keeps its dtype (float64 stays float64, as in Dense).
+
+Caching rule: only index tables derived from ``pre``/``post`` (which never change after
+construction) are kept, as non-persistent buffers (they follow ``.to()``); the weight values
+are read from the Parameter at each call (the output-row order by one ``index_select`` in the
+dense path; the event path reads windows of the Parameter in place). So every way of changing
+the weight (``.data`` writes, in-place ops under ``no_grad``, ``load_state_dict``, an optimizer
+step, ``.to()``) reaches the next call; ``load_state_dict`` refuses other connectivity.
 
 Construction: from COO lists ``Sparse(in, out, pre, post, weight)``, from a boolean ``mask``
 ``[out, in]``, from a dense matrix (:meth:`Sparse.from_dense`) or at random with connection
@@ -42,13 +54,14 @@ import torch
 from torch import nn
 
 from ..node import Node
-from .delay import DelayedProjection, DelayState
+from ..validation import check_index_list, check_index_range, check_int, check_number
+from .delay import DelayedProjection
 
 __all__ = ["Sparse", "sparse_linear"]
 
-#: the padded per-neuron table is used when it holds at most this many times nnz entries
+#: the padded per-neuron tables are used when they hold at most this many times nnz entries
 _ELL_MAX_PADDING = 2.0
-_ELL_ALWAYS_BELOW = 1 << 21   # padded tables up to 2M slots (8 MB of float32 weights) are always fine
+_ELL_ALWAYS_BELOW = 1 << 21   # padded tables up to 2M slots (16 MB of int64 targets) are always fine
 
 
 class _Structure(NamedTuple):
@@ -73,9 +86,8 @@ class _SparseLinearFn(torch.autograd.Function):
     """``y = x A^T`` for the sparse ``A [R, in]`` with values ``w``; differentiable in x and w."""
 
     @staticmethod
-    def forward(ctx, x, w, s: _Structure, w_by_row=None):
-        if w_by_row is None:
-            w_by_row = w[s.perm_by_row]
+    def forward(ctx, x, w, s: _Structure):
+        w_by_row = w.index_select(0, s.perm_by_row)      # values in output-row order, gathered per call
         a = _csr(s.crow_by_row, s.col_by_row, w_by_row, (s.rows_total, s.in_features))
         ctx.save_for_backward(x, w)
         ctx.structure = s
@@ -93,33 +105,14 @@ class _SparseLinearFn(torch.autograd.Function):
         if ctx.needs_input_grad[1]:     # dL/dw[k] = sum_b x[b, pre[k]] g[b, row[k]]
             pattern = _csr(s.row_ptr, s.rows, torch.zeros_like(w), (s.in_features, s.rows_total))
             grad_w = torch.sparse.sampled_addmm(pattern, x.t(), g, beta=0.0).values()
-        return grad_x, grad_w, None, None
+        return grad_x, grad_w, None
 
 
-def sparse_linear(x: torch.Tensor, weight: torch.Tensor, structure: _Structure,
-                  weight_by_row: Optional[torch.Tensor] = None) -> torch.Tensor:
+def sparse_linear(x: torch.Tensor, weight: torch.Tensor, structure: _Structure) -> torch.Tensor:
     """``y[n, r] = sum_{k: row[k] = r} weight[k] x[n, pre[k]]`` (autograd in x and weight).
 
-    Shapes: x ``[N, in]``, weight ``[nnz]`` (stored order) -> ``[N, R]``. ``weight_by_row``
-    (optional, not differentiated) is ``weight[structure.perm_by_row]`` precomputed."""
-    return _SparseLinearFn.apply(x, weight, structure, weight_by_row)
-
-
-def _as_index(values, name: str, where: str) -> torch.Tensor:
-    t = torch.as_tensor(values)
-    if t.dim() != 1:
-        raise ValueError(f"{where}: {name} must be a 1-D list of neuron indices, got shape {tuple(t.shape)}")
-    if t.dtype == torch.bool or t.is_complex() or (t.is_floating_point() and not bool((t == t.round()).all())):
-        raise TypeError(f"{where}: {name} must hold integer neuron indices, got dtype {t.dtype}")
-    return t.detach().to(torch.long).cpu()
-
-
-def _check_range(idx: torch.Tensor, n: int, name: str, where: str) -> None:
-    bad = (idx < 0) | (idx >= n)
-    if bool(bad.any()):
-        k = int(bad.nonzero()[0, 0])
-        raise IndexError(f"{where}: {name}[{k}] = {int(idx[k])} is out of range for {n} neurons "
-                         f"(valid: 0 .. {n - 1}); {int(bad.sum())} bad index(es)")
+    Shapes: x ``[N, in]``, weight ``[nnz]`` (stored order) -> ``[N, R]``."""
+    return _SparseLinearFn.apply(x, weight, structure)
 
 
 def _per_synapse(value, nnz: int, dense_at, name: str, where: str):
@@ -141,6 +134,24 @@ def _per_synapse(value, nnz: int, dense_at, name: str, where: str):
     return t.detach().cpu()
 
 
+def _ell_tables(row_ptr: torch.Tensor, rows: torch.Tensor, k: int, rows_total: int):
+    """Index tables of the padded event path (structure only, no weight values).
+
+    The synapses of presynaptic neuron ``i`` are the stored indices ``row_ptr[i] : row_ptr[i+1]``
+    (at most ``k``). Neuron ``i`` reads the window ``start[i] : start[i] + k`` of the weight
+    vector, ``start[i] = min(row_ptr[i], nnz - k)`` (so the window stays inside it); ``target[i, s]``
+    is the output row of window entry ``s`` when it is one of ``i``'s synapses, else the trash
+    column ``rows_total + s`` (a window entry of a neighbouring neuron, discarded).
+    Shapes: ``start [in]``, ``target [in, k]``."""
+    nnz = rows.numel()
+    start = row_ptr[:-1].clamp(max=max(nnz - k, 0))
+    index = start.unsqueeze(1) + torch.arange(k)                          # [in, k] stored index
+    valid = (index >= row_ptr[:-1].unsqueeze(1)) & (index < row_ptr[1:].unsqueeze(1))
+    trash = rows_total + torch.arange(k).expand_as(index)
+    target = torch.where(valid, rows[index.clamp(max=max(nnz - 1, 0))] if nnz else trash, trash)
+    return start, target
+
+
 class Sparse(DelayedProjection, Node):
     """Sparse projection ``in_features -> out_features`` over explicit synapses (see module doc).
 
@@ -149,7 +160,8 @@ class Sparse(DelayedProjection, Node):
     ``weight``: None (uniform in +-1/sqrt(mean fan-in)), a scalar, one value per synapse in the
     order given, or (with ``mask``) a dense ``[out, in]`` matrix read at the mask. ``delay``:
     int steps, or one per synapse (or ``[out, in]`` with ``mask``). ``event_driven`` and
-    ``event_threshold`` as in :class:`Dense`. The synapses are reordered by presynaptic neuron:
+    ``event_threshold`` as in :class:`Dense`. A floating ``weight`` tensor keeps its dtype
+    (others, scalars and None give the default dtype). The synapses are reordered by presynaptic neuron:
     ``pre``, ``post`` and ``weight`` attributes give the stored order; ``to_dense()`` the matrix.
 
     count_ops: ``synops`` = sum over active (non-zero) inputs of their fan-out (the synapses the
@@ -161,20 +173,17 @@ class Sparse(DelayedProjection, Node):
     Shapes: ``[batch, in] -> [batch, out]`` per step, ``[T, batch, in] -> [T, batch, out]``."""
 
     stateless = True
+    _event_kind = "sparse"
 
     def __init__(self, in_features: int, out_features: int, pre=None, post=None, weight=None, *,
-                 mask=None, delay=0, bias: bool = False, event_driven="auto", event_threshold: float = 0.05):
+                 mask=None, delay=0, bias: bool = False, event_driven="auto",
+                 event_threshold: Optional[float] = None):
         where = "Sparse"
         for name, n in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-                raise ValueError(f"{where}: {name} must be a positive int, got {n!r}")
+            check_int(n, f"{where}: {name}", minimum=1)
         super().__init__({"input": (in_features,)}, (out_features,))
-        if event_driven not in ("auto", True, False):
-            raise ValueError(f"{where}.event_driven must be 'auto', True or False, got {event_driven!r}")
-        if not 0.0 <= float(event_threshold) <= 1.0:
-            raise ValueError(f"{where}.event_threshold must be in [0, 1], got {event_threshold!r}")
+        self._set_event_options(event_driven, event_threshold, where)
         self.in_features, self.out_features = in_features, out_features
-        self.event_driven, self.event_threshold = event_driven, float(event_threshold)
 
         dense_at = None
         if mask is not None:
@@ -189,12 +198,12 @@ class Sparse(DelayedProjection, Node):
         else:
             if pre is None or post is None:
                 raise ValueError(f"{where}: give the synapses as pre=..., post=... (COO) or mask=[out, in]")
-            pre_i, post_i = _as_index(pre, "pre", where), _as_index(post, "post", where)
+            pre_i, post_i = check_index_list(pre, f"{where}: pre"), check_index_list(post, f"{where}: post")
             if pre_i.numel() != post_i.numel():
                 raise ValueError(f"{where}: pre and post must have the same length, got {pre_i.numel()} "
                                  f"and {post_i.numel()}")
-        _check_range(pre_i, in_features, "pre", where)
-        _check_range(post_i, out_features, "post", where)
+        check_index_range(pre_i, in_features, f"{where}: pre", "neurons")
+        check_index_range(post_i, out_features, f"{where}: post", "neurons")
         nnz = pre_i.numel()
         weight = _per_synapse(weight, nnz, dense_at, "weight", where)
         delay = _per_synapse(delay, nnz, dense_at, "delay", where)
@@ -215,15 +224,6 @@ class Sparse(DelayedProjection, Node):
         self.register_buffer("row_ptr", row_ptr, persistent=False)
         self.register_buffer("fan_out", fan_out, persistent=False)
         self.register_buffer("_rows", rows, persistent=False)
-        # delay * out + post: each synapse's target in a [max_delay + 1, out] table of arrival slots
-        if self.delays is None:
-            delay_of = torch.zeros_like(post_i)
-        elif groups > 1:
-            delay_of = torch.as_tensor(self.delays.values)[self.delays.group]
-        else:
-            delay_of = torch.full_like(post_i, self.delays.values[0])
-        slots = delay_of * out_features + post_i
-        self.register_buffer("_slots", slots, persistent=False)
         by_row = torch.argsort(rows * in_features + pre_i, stable=True)
         crow = torch.zeros(groups * out_features + 1, dtype=torch.long)
         crow[1:] = torch.bincount(rows, minlength=groups * out_features).cumsum(0)
@@ -234,14 +234,22 @@ class Sparse(DelayedProjection, Node):
         self._max_fan_out = int(fan_out.max()) if nnz else 0
         padded = in_features * self._max_fan_out
         self._use_ell = padded <= _ELL_MAX_PADDING * nnz + 1024 or padded <= _ELL_ALWAYS_BELOW
+        if self._use_ell and nnz:
+            start, target = _ell_tables(row_ptr, rows, self._max_fan_out, self._rows_total)
+            self.register_buffer("_ell_start", start, persistent=False)     # [in] weight window start
+            self.register_buffer("_ell_target", target, persistent=False)   # [in, K] output row or trash
 
-        self.weight = nn.Parameter(torch.empty(nnz))
-        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        if isinstance(weight, torch.Tensor) and weight.is_floating_point():
+            dtype = weight.dtype                          # a floating weight keeps its precision
+        else:
+            dtype = torch.get_default_dtype()
+        self.weight = nn.Parameter(torch.empty(nnz, dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros(out_features, dtype=dtype)) if bias else None
         self.reset_parameters()
         if weight is not None:
             with torch.no_grad():
                 if isinstance(weight, torch.Tensor):
-                    weight = weight.to(torch.float32)
+                    weight = weight.to(dtype)
                     if not bool(torch.isfinite(weight).all()):
                         raise ValueError(f"{where}: weights must be finite")
                     self.weight.copy_(weight[order])
@@ -249,8 +257,6 @@ class Sparse(DelayedProjection, Node):
                     if not math.isfinite(weight):
                         raise ValueError(f"{where}: weight must be finite, got {weight!r}")
                     self.weight.fill_(float(weight))
-        self._ell_cache = (None, None)
-        self._by_row_cache = (None, None)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
@@ -287,11 +293,11 @@ class Sparse(DelayedProjection, Node):
         draw reproducible (``seed`` creates a fresh generator). ``allow_autapses=False`` removes
         the synapses ``i -> i`` (only meaningful when ``in_features == out_features``).
         Expected nnz = p x in x out."""
-        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+        check_number(p, "Sparse.random: connection probability p", nonnegative=True, what="probability")
+        if p > 1:
             raise ValueError(f"Sparse.random: connection probability p must be in [0, 1], got {p!r}")
         for name, n in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-                raise ValueError(f"Sparse.random: {name} must be a positive int, got {n!r}")
+            check_int(n, f"Sparse.random: {name}", minimum=1)
         if not allow_autapses and in_features != out_features:
             raise ValueError("Sparse.random: allow_autapses=False needs in_features == out_features "
                              f"(a population onto itself), got {in_features} -> {out_features}")
@@ -353,28 +359,12 @@ class Sparse(DelayedProjection, Node):
 
     # ------------------------------------------------------------------ propagation
 
-    def _ell(self, table: str):
-        """Padded per-presynaptic-neuron tables ``(weights [in, K], targets [in, K])``, K = the
-        largest fan-out, ``targets`` read from the per-synapse ``table`` (``"_rows"`` or
-        ``"_slots"``); padding has weight 0 and target 0. Cached until the weight changes."""
-        w = self.weight
-        key = (w.data_ptr(), w._version, w.device, w.dtype)
-        if self._ell_cache[0] != key:
-            self._ell_cache = (key, {})
-        cache = self._ell_cache[1]
-        if table not in cache:
-            k, n_in = self._max_fan_out, self.in_features
-            if "_flat" not in cache:
-                slot = torch.arange(self.nnz, device=w.device) - self.row_ptr[self.pre]
-                cache["_flat"] = self.pre * k + slot
-                cache["_w"] = w.new_zeros(n_in * k).index_put_((cache["_flat"],), w.detach()).view(n_in, k)
-            targets = getattr(self, table)
-            cache[table] = targets.new_zeros(n_in * k).index_put_((cache["_flat"],), targets).view(n_in, k)
-        return cache["_w"], cache[table]
-
-    def _event_targets(self, x2d: torch.Tensor, table: str, stride: int):
+    def _event_targets(self, x2d: torch.Tensor, stride: int):
         """Flat ``(targets, values)`` of the synapses of the non-zero inputs: for input ``(b, i)``
-        and each synapse ``k`` of ``i``, ``target = b * stride + table[k]``, ``value = x[b, i] w[k]``."""
+        and each synapse ``k`` of ``i``, ``target = b * stride + row[k]``, ``value = x[b, i] w[k]``.
+        The padded path also yields padding entries with targets ``b * stride + R + s``
+        (``s < K``; ``stride >= R + K``), to be discarded. The weights are read from the
+        Parameter at each call: only index tables, derived from ``pre``/``post``, are kept."""
         if x2d.shape[0] == 1:
             flat = x2d.reshape(-1)
             cols = torch.nonzero(flat).view(-1)
@@ -382,11 +372,13 @@ class Sparse(DelayedProjection, Node):
         else:
             batch_idx, cols = x2d.nonzero(as_tuple=True)
             vals = x2d[batch_idx, cols]
-        vals = vals.to(self.weight.dtype)
-        if self._use_ell:
-            ell_w, ell_t = self._ell(table)
-            w = ell_w.index_select(0, cols) * vals.unsqueeze(1)
-            target = ell_t.index_select(0, cols)
+        weight = self.weight.detach()
+        vals = vals.to(weight.dtype)
+        if self._use_ell and self.nnz:
+            k = self._max_fan_out
+            window = weight.contiguous().as_strided((self.nnz - k + 1, k), (1, 1))   # row s: w[s : s + k]
+            w = window.index_select(0, self._ell_start.index_select(0, cols)) * vals.unsqueeze(1)
+            target = self._ell_target.index_select(0, cols)
             if batch_idx is not None:
                 target = target + (batch_idx * stride).unsqueeze(1)
         else:                                   # CSR segments row_ptr[i] : row_ptr[i + 1]
@@ -394,8 +386,8 @@ class Sparse(DelayedProjection, Node):
             seg = torch.repeat_interleave(counts)                  # active input of each synapse
             starts = self.row_ptr.index_select(0, cols) - (counts.cumsum(0) - counts)
             pos = torch.arange(seg.numel(), device=x2d.device) + starts.index_select(0, seg)
-            w = self.weight.detach().index_select(0, pos) * vals.index_select(0, seg)
-            target = getattr(self, table).index_select(0, pos)
+            w = weight.index_select(0, pos) * vals.index_select(0, seg)
+            target = self._rows.index_select(0, pos)
             if batch_idx is not None:
                 target = target + batch_idx.index_select(0, seg) * stride
         return target.reshape(-1), w.reshape(-1)
@@ -405,32 +397,22 @@ class Sparse(DelayedProjection, Node):
         ``R = G * out`` with G delay groups). Cost: nnz(x) x max fan-out (padded table) or
         nnz(x) x fan-out (CSR segments, used when fan-outs are very uneven)."""
         n, r = x2d.shape[0], self._rows_total
-        target, w = self._event_targets(x2d, "_rows", r)
-        return torch.zeros(n * r, dtype=w.dtype, device=x2d.device).index_add_(0, target, w).view(n, r)
-
-    def step(self, x, state, dt: float):
-        """One step ``[batch, in] -> [batch, out]``; with delays and the event path, the synapses of
-        the active inputs are scattered straight into the delay buffer (slot = delay)."""
-        if self.delays is None or not self.use_event_path(x):
-            return super().step(x, state, dt)
-        if state is None:
-            state = self.initial_state(x.shape[0], x.device, self.weight.dtype)
-        buf = state.buffer                                  # [D, B, out]
-        b, out = buf.shape[1], self.out_features
-        work = torch.cat([buf.transpose(0, 1), buf.new_zeros(b, 1, out)], 1)    # [B, D + 1, out]
-        target, w = self._event_targets(x, "_slots", work.shape[1] * out)
-        work.view(-1).index_add_(0, target, w.to(work.dtype))
-        y = work[:, 0]
-        return (y if self.bias is None else y + self.bias), DelayState(work[:, 1:].transpose(0, 1))
+        stride = r + self._max_fan_out                  # R output rows, then K trash columns
+        target, w = self._event_targets(x2d, stride)
+        y = torch.zeros(n * stride, dtype=w.dtype, device=x2d.device).index_add_(0, target, w)
+        return y.view(n, stride)[:, :r].contiguous()
 
     def _rows_out(self, x2d: torch.Tensor) -> torch.Tensor:
         if self.use_event_path(x2d):
             return self.event_propagate(x2d)
-        w = self.weight
-        key = (w.data_ptr(), w._version, w.device, w.dtype)
-        if self._by_row_cache[0] != key:
-            self._by_row_cache = (key, w.detach()[self._perm_by_row])
-        return sparse_linear(x2d, w, self.structure(), self._by_row_cache[1])
+        return sparse_linear(x2d, self.weight, self.structure())
+
+    def _event_fan_out(self) -> float:
+        """Synapses gathered per active input: K (padded table) or the mean fan-out (CSR)."""
+        return self._max_fan_out if self._use_ell else self.nnz / self.in_features
+
+    def _dense_synapses(self) -> int:
+        return self.nnz
 
     def propagate(self, x2d: torch.Tensor) -> torch.Tensor:
         """Undelayed ``[N, in] -> [N, out]`` (with bias)."""

@@ -32,6 +32,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional
 import torch
 
 from ..simulator import NetworkState
+from ..validation import check_choice, check_int
 
 __all__ = ["detach_state", "tbptt_step", "bptt_step", "BPTTResult", "UPDATES"]
 
@@ -130,10 +131,8 @@ def tbptt_step(sim, inputs, targets, loss_fn: Callable, optimizer: Optional[torc
         >>> res = tbptt_step(sim, x, y_seq, loss, opt, window=25, sequence_targets=True)
     """
     steps = _time_steps(inputs)
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"tbptt_step: window must be a positive int number of steps, got {window!r}")
-    if update not in UPDATES:
-        raise ValueError(f"tbptt_step: update must be one of {UPDATES}, got {update!r}")
+    check_int(window, "tbptt_step: window (steps)", minimum=1)
+    check_choice(update, UPDATES, "tbptt_step: update")
     if not callable(loss_fn):
         raise TypeError(f"tbptt_step: loss_fn must be callable, got {type(loss_fn).__name__}")
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):

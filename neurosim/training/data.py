@@ -27,13 +27,9 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from torch.utils.data._utils.collate import default_collate
 
+from ..validation import check_int
+
 __all__ = ["ShardedBatchSampler", "make_loader", "time_first_collate"]
-
-
-def _check_int(value, where: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{where} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 class ShardedBatchSampler(Sampler[List[int]]):
@@ -58,10 +54,10 @@ class ShardedBatchSampler(Sampler[List[int]]):
     def __init__(self, num_samples: int, batch_size: int, generator: Optional[torch.Generator] = None,
                  shuffle: bool = True, rank: int = 0, world_size: int = 1, drop_last: bool = False,
                  even_shards: bool = True):
-        self.num_samples = _check_int(num_samples, "ShardedBatchSampler: num_samples", 1)
-        self.batch_size = _check_int(batch_size, "ShardedBatchSampler: batch_size (global)", 1)
-        self.world_size = _check_int(world_size, "ShardedBatchSampler: world_size", 1)
-        self.rank = _check_int(rank, "ShardedBatchSampler: rank", 0)
+        self.num_samples = check_int(num_samples, "ShardedBatchSampler: num_samples", minimum=1)
+        self.batch_size = check_int(batch_size, "ShardedBatchSampler: batch_size (global)", minimum=1)
+        self.world_size = check_int(world_size, "ShardedBatchSampler: world_size", minimum=1)
+        self.rank = check_int(rank, "ShardedBatchSampler: rank", minimum=0)
         if self.rank >= self.world_size:
             raise ValueError(f"ShardedBatchSampler: rank {rank} is not below world_size {world_size}")
         if shuffle and not isinstance(generator, torch.Generator):

@@ -26,8 +26,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ._checks import (check_class_targets, check_positive_number, check_reduction, check_sequence,
-                      check_nonnegative_number, reduce)
+from ..validation import check_choice, check_int, check_number, check_sequence
+from ._checks import check_class_targets, check_reduction, reduce
 
 __all__ = ["spike_counts", "spike_count_cross_entropy", "membrane_cross_entropy", "spike_count_mse",
            "one_hot_counts", "first_spike_times", "first_spike_cross_entropy", "classification_accuracy"]
@@ -67,7 +67,7 @@ def spike_count_cross_entropy(spikes: torch.Tensor, targets: torch.Tensor, scale
         >>> spike_count_cross_entropy(s, torch.tensor([0, 1, 2, 0]), scale=0.5)
     """
     check_sequence(spikes, "spike_count_cross_entropy: spikes", extra_dims=1)
-    check_positive_number(scale, "spike_count_cross_entropy: scale")
+    check_number(scale, "spike_count_cross_entropy: scale", positive=True)
     check_reduction(reduction, "spike_count_cross_entropy")
     targets = check_class_targets(targets, spikes.shape[1], spikes.shape[2], "spike_count_cross_entropy")
     return F.cross_entropy(scale * spikes.sum(0), targets, reduction=reduction)
@@ -90,8 +90,7 @@ def membrane_cross_entropy(v: torch.Tensor, targets: torch.Tensor, mode: str = "
         >>> loss = membrane_cross_entropy(v, labels, mode="max")
     """
     check_sequence(v, "membrane_cross_entropy: v", extra_dims=1)
-    if mode not in MEMBRANE_MODES:
-        raise ValueError(f"membrane_cross_entropy: mode must be one of {MEMBRANE_MODES}, got {mode!r}")
+    check_choice(mode, MEMBRANE_MODES, "membrane_cross_entropy: mode")
     check_reduction(reduction, "membrane_cross_entropy")
     targets = check_class_targets(targets, v.shape[1], v.shape[2], "membrane_cross_entropy")
     if mode == "max":
@@ -116,10 +115,9 @@ def one_hot_counts(labels: torch.Tensor, num_classes: int, on: float, off: float
         >>> one_hot_counts(torch.tensor([1, 0]), 3, on=8.0, off=1.0)
         tensor([[1., 8., 1.], [8., 1., 1.]])
     """
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"one_hot_counts: num_classes must be a positive int, got {num_classes!r}")
-    check_nonnegative_number(on, "one_hot_counts: on")
-    check_nonnegative_number(off, "one_hot_counts: off")
+    check_int(num_classes, "one_hot_counts: num_classes", minimum=1)
+    check_number(on, "one_hot_counts: on", nonnegative=True)
+    check_number(off, "one_hot_counts: off", nonnegative=True)
     if not isinstance(labels, torch.Tensor) or labels.dim() != 1:
         raise ValueError("one_hot_counts: labels must be a 1-d tensor [B] of class indices")
     labels = check_class_targets(labels, labels.shape[0], num_classes, "one_hot_counts")
@@ -154,7 +152,7 @@ def spike_count_mse(spikes: torch.Tensor, target: torch.Tensor, dt: Optional[flo
                          f"counts' shape [B, ...] = {tuple(spikes.shape[1:])}") from None
     value = spikes.sum(0)
     if dt is not None:
-        dt = check_positive_number(dt, "spike_count_mse: dt")
+        dt = check_number(dt, "spike_count_mse: dt", positive=True)
         value = value / (spikes.shape[0] * dt)
     return reduce((value - target.to(value.dtype)) ** 2, reduction)
 
@@ -190,7 +188,7 @@ def first_spike_times(spikes: torch.Tensor, dt: Optional[float] = None) -> torch
     t = torch.arange(steps, dtype=spikes.dtype, device=spikes.device).reshape(shape)
     times = (t * spikes * before).sum(0) + steps * not_yet[-1]
     if dt is not None:
-        times = times * check_positive_number(dt, "first_spike_times: dt")
+        times = times * check_number(dt, "first_spike_times: dt", positive=True)
     return times
 
 
@@ -212,7 +210,7 @@ def first_spike_cross_entropy(spikes: torch.Tensor, targets: torch.Tensor, tau: 
         >>> predicted = first_spike_times(out_spikes).argmin(1)
     """
     check_sequence(spikes, "first_spike_cross_entropy: spikes", extra_dims=1)
-    tau = check_positive_number(tau, "first_spike_cross_entropy: tau")
+    tau = check_number(tau, "first_spike_cross_entropy: tau", positive=True)
     check_reduction(reduction, "first_spike_cross_entropy")
     targets = check_class_targets(targets, spikes.shape[1], spikes.shape[2], "first_spike_cross_entropy")
     return F.cross_entropy(-first_spike_times(spikes, dt) / tau, targets, reduction=reduction)

@@ -27,7 +27,7 @@ from typing import Mapping, Union
 
 import torch
 
-from ._checks import check_nonnegative_number, check_positive_number, check_sequence
+from ..validation import check_choice, check_number, check_sequence
 
 __all__ = ["firing_rates", "rate_l2_penalty", "rate_upper_bound_penalty", "spike_l1_penalty",
            "population_rate_penalties"]
@@ -46,13 +46,12 @@ def firing_rates(spikes: torch.Tensor, dt: float) -> torch.Tensor:
         tensor([[1000.]])
     """
     check_sequence(spikes, "firing_rates: spikes")
-    dt = check_positive_number(dt, "firing_rates: dt")
+    dt = check_number(dt, "firing_rates: dt", positive=True)
     return spikes.sum(0) / (spikes.shape[0] * dt)
 
 
 def _level_rates(spikes, dt, per, where):
-    if per not in PER:
-        raise ValueError(f"{where}: per must be one of {PER}, got {per!r}")
+    check_choice(per, PER, f"{where}: per")
     check_sequence(spikes, f"{where}: spikes")
     rates = firing_rates(spikes, dt)
     return rates.mean(0) if per == "neuron" else rates.mean()
@@ -70,7 +69,7 @@ def rate_l2_penalty(spikes: torch.Tensor, dt: float, target_hz: float, per: str 
 
         >>> rate_l2_penalty(hidden_spikes, dt=1e-3, target_hz=20.0, per="population")
     """
-    target = check_nonnegative_number(target_hz, "rate_l2_penalty: target_hz")
+    target = check_number(target_hz, "rate_l2_penalty: target_hz", nonnegative=True)
     return ((_level_rates(spikes, dt, per, "rate_l2_penalty") - target) ** 2).mean()
 
 
@@ -87,7 +86,7 @@ def rate_upper_bound_penalty(spikes: torch.Tensor, dt: float, max_hz: float,
 
         >>> rate_upper_bound_penalty(hidden_spikes, dt=1e-3, max_hz=50.0)
     """
-    bound = check_nonnegative_number(max_hz, "rate_upper_bound_penalty: max_hz")
+    bound = check_number(max_hz, "rate_upper_bound_penalty: max_hz", nonnegative=True)
     excess = torch.relu(_level_rates(spikes, dt, per, "rate_upper_bound_penalty") - bound)
     return (excess ** 2).mean()
 

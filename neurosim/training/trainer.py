@@ -1,4 +1,4 @@
-"""``Trainer``: epochs of BPTT with evaluation, progress bars, seeded RNGs and resumable checkpoints.
+"""``Trainer``: epochs of BPTT with evaluation, progress bars, its own seeded RNG and resumable checkpoints.
 
 One training step on a batch ``(inputs, targets)``::
 
@@ -12,20 +12,28 @@ transposed. :meth:`Trainer.make_loader` builds loaders in the trainer's layout w
 drawn from the trainer's generator. Inputs are cast to the dtype of the model's parameters (e.g. uint8 spike
 tensors to float32).
 
-**Reproducibility.** The constructor seeds torch's global RNG, Python's ``random`` and NumPy's
-global RNG with ``seed``, and a private ``torch.Generator`` (``trainer.generator``) with it for
-shuffling. Given the same initial model, two trainers with the same seed produce bit-identical
-weights. Every epoch ends with a checkpoint (when ``checkpoint_dir`` is set) holding the model,
-optimizer (and scheduler) state, the epoch count, the history and all RNG states (as tensors and
-plain types, loadable with ``torch.load(..., weights_only=True)``); :meth:`resume` restores them
-all, so training N epochs, stopping, resuming in a new process and training to M gives the
-same weights as training M epochs in one go, provided the loader's randomness comes from
-``trainer.generator`` or torch's global RNG (as it does for :meth:`make_loader` and for a plain
-``DataLoader(shuffle=True)``).
+**Reproducibility.** The trainer draws random numbers only from its own ``torch.Generator``
+(``trainer.generator``, seeded with ``seed``), which orders the batches of :meth:`make_loader`;
+constructing and fitting a trainer leaves torch's, NumPy's and Python's global RNGs untouched.
+Given the same initial model and data, two trainers with the same seed produce bit-identical
+weights. Randomness that the trainer does not own (a dataset that draws noise when indexed, a
+plain ``DataLoader(shuffle=True)``, dropout in a plug-in module) comes from the global RNGs:
+seed those yourself (``torch.manual_seed``, ``np.random.seed``, ``random.seed``) before building
+the run, or better give such code a generator of its own (e.g. ``poisson_encode(...,
+generator=g)``).
+
+Every epoch ends with a checkpoint (when ``checkpoint_dir`` is set) holding the model, optimizer
+(and scheduler) state, the epoch count, the history, the trainer's generator and the current
+states of the global RNGs (as tensors and plain types, loadable with ``torch.load(...,
+weights_only=True)``). :meth:`resume` restores all of them, the global RNGs included (on purpose:
+that is what makes randomness drawn from them continue where the interrupted run stopped), so
+training N epochs, stopping, resuming in a new process and training to M gives the same weights
+as training M epochs in one go.
 
 **Distributed.** Pass a ``DistributedDataParallel``-wrapped simulator (see
 :mod:`neurosim.training.distributed`) and loaders made with ``rank``/``world_size``
-(:meth:`make_loader` fills them in). Every rank seeds identically; epoch metrics are summed over
+(:meth:`make_loader` fills them in). Every rank seeds its generator identically (the shards of
+every global batch must come from the same permutation); epoch metrics are summed over
 ranks; rank 0 alone writes checkpoints and shows progress.
 
 Example::
@@ -51,6 +59,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..atomic import atomic_path
 from ..simulator import Simulator
+from ..validation import check_int, check_number
 from .data import make_loader
 
 __all__ = ["Trainer", "atomic_save", "CHECKPOINT_FORMAT"]
@@ -126,10 +135,10 @@ class Trainer:
 
     Arguments: ``sim``: the simulator or its ``DistributedDataParallel`` wrapper; ``optimizer`` over
     its parameters; ``loss_fn(output [T, B, ...], targets) -> scalar`` (a mean over the batch);
-    ``seed``: int seeding every RNG; ``checkpoint_dir``: where ``epoch_{n:03d}.pt`` and ``last.pt``
-    go (None: no checkpoints); ``progress``: tqdm bars (also off on a non-tty stream and on ranks
-    > 0); ``time_first``: batch layout (see above); ``output``: the output node the loss reads
-    (default: the graph's only output); ``decode(output) -> scores [B, C]`` for accuracy (default:
+    ``seed``: int seeding ``self.generator`` (the global RNGs are left alone); ``checkpoint_dir``:
+    where ``epoch_{n:03d}.pt`` and ``last.pt`` go (None: no checkpoints); ``progress``: tqdm bars
+    (also off on a non-tty stream and on ranks > 0); ``time_first``: batch layout (see above);
+    ``output``: the output node the loss reads (default: the graph's only output); ``decode(output) -> scores [B, C]`` for accuracy (default:
     sum over time, i.e. spike counts or summed membrane); ``regularizer(result) -> scalar`` added
     to the training loss (not to evaluation losses); ``monitors`` passed to every run;
     ``scheduler`` (stepped once per epoch); ``grad_clip``: max gradient norm (None: no clipping).
@@ -147,8 +156,7 @@ class Trainer:
             raise TypeError(f"Trainer: optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
         if not callable(loss_fn):
             raise TypeError(f"Trainer: loss_fn must be callable, got {type(loss_fn).__name__}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
-            raise ValueError(f"Trainer: seed must be a non-negative int, got {seed!r}")
+        check_int(seed, "Trainer: seed", minimum=0, maximum=2 ** 63 - 1)
         own = {id(p) for p in module.parameters()}
         foreign = sum(1 for g in optimizer.param_groups for p in g["params"] if id(p) not in own)
         if foreign:
@@ -159,8 +167,8 @@ class Trainer:
             raise ValueError(f"Trainer: the graph has outputs {outputs}; pass output=<name> for the loss")
         if output is not None and output not in outputs:
             raise ValueError(f"Trainer: output {output!r} is not an output of the graph ({outputs})")
-        if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
-            raise ValueError(f"Trainer: grad_clip must be a positive number or None, got {grad_clip!r}")
+        if grad_clip is not None:
+            grad_clip = check_number(grad_clip, "Trainer: grad_clip (max gradient norm, or None)", positive=True)
         for name, fn in (("decode", decode), ("regularizer", regularizer)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"Trainer: {name} must be callable or None")
@@ -182,10 +190,8 @@ class Trainer:
         self.is_main = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
         self.epoch = 0
         self.history: List[Dict[str, Any]] = []
-        # seed everything (identically on every rank: the shuffling must agree across ranks)
-        torch.manual_seed(seed)
-        random.seed(seed)
-        np.random.seed(seed % 2 ** 32)
+        # the trainer's only source of randomness, seeded identically on every rank (the shards of
+        # a global batch must come from one permutation); the global RNGs are the caller's
         self.generator = torch.Generator().manual_seed(seed)
 
     # ------------------------------------------------------------------ helpers
@@ -357,8 +363,7 @@ class Trainer:
             >>> history = trainer.fit(train_loader, epochs=5, val_loader=val_loader)
             >>> history[-1]["val_accuracy"]
         """
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"Trainer.fit: epochs must be an int >= 0, got {epochs!r}")
+        check_int(epochs, "Trainer.fit: epochs", minimum=0)
         if not hasattr(train_loader, "__iter__"):
             raise TypeError(f"Trainer.fit: train_loader must be iterable, got {type(train_loader).__name__}")
         if val_loader is not None and not hasattr(val_loader, "__iter__"):
@@ -385,9 +390,10 @@ class Trainer:
 
         Keys: ``format``, ``epoch`` (completed epochs), ``seed``, ``model`` (the unwrapped
         simulator's state_dict), ``optimizer``, ``scheduler`` (or None), ``history`` and ``rng``:
-        ``torch`` (ByteTensor), ``generator`` (ByteTensor), ``python`` ({version, state int64
-        tensor, gauss}), ``numpy`` ({name, keys int64 tensor, pos, has_gauss, cached_gaussian}) and
-        ``cuda`` (list of ByteTensors) when CUDA is available.
+        ``generator`` (the trainer's, ByteTensor) and the global streams as they are now:
+        ``torch`` (ByteTensor), ``python`` ({version, state int64 tensor, gauss}), ``numpy``
+        ({name, keys int64 tensor, pos, has_gauss, cached_gaussian}) and ``cuda`` (list of
+        ByteTensors) when CUDA is available. Reading them changes nothing.
 
         Example::
 
@@ -423,7 +429,9 @@ class Trainer:
     def resume(self, path) -> int:
         """Restore model, optimizer, scheduler, epoch, history and every RNG from a checkpoint.
 
-        Loads with ``torch.load(path, weights_only=True)`` onto the model's device; every rank of a
+        The trainer's generator and the global torch (and CUDA), NumPy and Python RNGs are set to
+        their states at the end of the checkpointed epoch, so randomness drawn from either
+        continues as in an uninterrupted run. Loads with ``torch.load(path, weights_only=True)`` onto the model's device; every rank of a
         DDP run loads the same file. Returns the number of completed epochs.
 
         Example::

@@ -11,8 +11,9 @@ def simulate(model, params, x, dt, state=None, direct=False, **pop_kwargs):
     """Step ``Population(model, shape, params)`` over ``x`` ([T, batch, *shape], or a tuple of
     such tensors for multi-port models). Returns (outputs [T, ...], list of states after each step).
 
-    ``direct=True`` calls the registered model's pure step function instead, with ``params`` as
-    given (Population stores tensor parameters as float32 buffers; float64 tensors survive here)."""
+    The population is converted to the dtype of ``x`` (``.to``), so its tensor parameters take that
+    dtype. ``direct=True`` calls the registered model's pure step function instead, with ``params``
+    exactly as given (no Population, no conversion)."""
     xs = x if isinstance(x, tuple) else (x,)
     steps, batch, *shape = xs[0].shape
     if direct:

@@ -1,5 +1,7 @@
 """Shared discretisation helpers, checks and the model registry of neurosim.neurons.base."""
+import dataclasses
 import math
+import typing
 import warnings
 
 import pytest
@@ -94,10 +96,21 @@ def test_validate_rejects_foreign_params_and_checks_tensor_time_constants():
         ns.ALIF.validate(ns.ALIFParams(tau_adapt=torch.tensor([0.1, 0.0])), 1e-3)
 
 
-def test_params_summary_is_plain():
-    summary = base.params_summary(ns.CobaLIFParams(tau_mem=torch.tensor([0.01, 0.02])))
-    assert summary["tau_mem"] == pytest.approx([0.01, 0.02])
-    assert summary["refractory_steps"] == 49 and summary["integration"] == "exact"
+@dataclasses.dataclass(frozen=True)
+class _MixedParams:
+    tau: float = 1.0
+    gain: typing.Union[float, torch.Tensor] = 1.0
+    weights: torch.Tensor = None
+    optional: typing.Optional[float] = None
+    steps: int = 0
+    mode: str = "a"
+    flag: bool = True
+
+
+def test_continuous_fields_follow_the_annotations():
+    """float, Tensor and unions holding either are continuous; int, str and bool are not."""
+    assert base.continuous_fields(_MixedParams) == ("tau", "gain", "weights", "optional")
+    assert base.continuous_fields(ns.LIFParams) == ("tau_mem", "v_threshold", "v_leak", "v_reset", "r")
 
 
 def test_tensor_time_constant_driven_negative_does_not_give_nan():

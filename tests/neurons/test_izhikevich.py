@@ -26,7 +26,7 @@ def reference_spikes(a, b, c, d, current, steps, dt_ms=0.1):
 
 def run_presets(nh, current=10.0, steps=5000, dt=DT):
     """Spikes and v, ``[T, preset]``: the four presets as one population with per-neuron float64
-    parameters (stepped directly: Population would store them as float32 buffers)."""
+    parameters (the step function called directly, without a Population)."""
     params = ns.IzhikevichParams(*(torch.tensor(col, dtype=torch.float64) for col in zip(*PRESETS.values())))
     x = torch.full((steps, 1, len(PRESETS)), current, dtype=torch.float64)
     out, states = nh.simulate("izhikevich", params, x, dt, direct=True)

@@ -21,7 +21,6 @@ def test_subthreshold_response_matches_the_closed_form(nh):
     t = torch.arange(1, 501, dtype=torch.float64) * DT
     expected = v_leak + r * current * (1 - torch.exp(-t / tau))
     assert out.sum() == 0
-    assert torch.allclose(nh.trace(states, "v")[:, 0, 0], expected, atol=1e-6, rtol=0)
     assert (nh.trace(states, "v")[:, 0, 0] - expected).abs().max() < 1e-12
 
 
@@ -100,7 +99,7 @@ def test_input_same_step_false_adds_one_step_of_latency(nh):
     assert same.sum() > 10
     assert late[0].sum() == 0
     assert torch.equal(late[1:], same[:-1])
-    assert torch.allclose(nh.trace(s2, "v")[1:], nh.trace(s1, "v")[:-1])
+    assert torch.equal(nh.trace(s2, "v")[1:], nh.trace(s1, "v")[:-1])     # the same operations, shifted
 
 
 def test_gradients_reach_input_and_trainable_tau():

@@ -128,7 +128,7 @@ def _call_with_weight(sp, x, w):
 
 
 def test_event_path_used_only_without_autograd():
-    sp = Sparse.random(50, 20, p=0.2, seed=0)
+    sp = Sparse.random(50, 20, p=0.2, seed=0, event_threshold=0.05)
     x = (torch.rand(2, 50) < 0.02).float()
     assert not sp.use_event_path(x)                 # weight requires grad
     with torch.no_grad():
@@ -149,7 +149,7 @@ def test_count_ops_is_spikes_times_fan_out():
     assert int(ops["macs"]) == 15 * sp.nnz
     sp._use_ell = False                   # the CSR-segment event path touches exactly these synapses
     with torch.no_grad():
-        targets, _ = sp._event_targets(x.reshape(-1, 80), "_rows", 30)
+        targets, _ = sp._event_targets(x.reshape(-1, 80), 30 + sp._max_fan_out)
     assert targets.numel() == int(ops["synops"])
     # fixed fan-out k: synops = spikes x k exactly
     k = 4
@@ -199,3 +199,24 @@ def test_sparse_bad_input_raises():
         Sparse(0, 3, pre=[], post=[])
     with pytest.raises(ValueError, match="Dense weight"):
         Dense(4, 3, weight=torch.zeros(4, 3))
+
+
+@pytest.mark.parametrize("event", [True, False])
+def test_float64_weights_stay_float64(event):
+    """A float64 weight keeps its precision (as in Dense): float64 outputs equal to a float64
+    dense reference far below float32 rounding."""
+    gen = torch.Generator().manual_seed(8)
+    w = torch.randn(30, 50, dtype=torch.float64, generator=gen) * (1 + 1e-9)
+    mask = torch.rand(30, 50, generator=gen) < 0.3
+    sp = Sparse(50, 30, mask=mask, weight=w, bias=True)
+    assert sp.weight.dtype == torch.float64 and sp.bias.dtype == torch.float64
+    assert Sparse(50, 30, mask=mask).weight.dtype == torch.get_default_dtype()
+    assert Sparse(50, 30, mask=mask, weight=torch.ones(30, 50, dtype=torch.long)).weight.dtype == torch.float32
+    x = (torch.rand(4, 50, generator=gen) < 0.2).double() * torch.rand(4, 50, dtype=torch.float64, generator=gen)
+    sp.event_driven = event
+    with torch.no_grad():
+        y = sp.propagate(x)
+    assert y.dtype == torch.float64
+    torch.testing.assert_close(y, x @ (w * mask).t(), atol=1e-13, rtol=0)
+    fc = Dense(50, 30, weight=w * mask)
+    assert fc.weight.dtype == torch.float64

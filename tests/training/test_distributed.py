@@ -74,7 +74,10 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     for r, res in enumerate(ranks):
         assert res["world_size"] == 2 and res["backend"] == "gloo"
         assert res["batch_sizes"] == [worker.GLOBAL_BATCH // 2] * steps, r
+        # Not bit for bit: each rank's loss is the mean over its half of the batch and DDP averages
+        # the two gradients (all-reduce sum, then / 2), which rounds differently from one mean over
+        # the whole batch. Measured: max |diff| 3.7e-9 (one float32 ulp of a weight near 0.06).
         for k, ref in reference.items():
-            assert torch.allclose(res["weights"][k], ref, atol=1e-6, rtol=0), (r, k)
+            assert torch.allclose(res["weights"][k], ref, atol=1e-8, rtol=0), (r, k)
     # training did move the weights (the comparison is not trivially true)
     assert not torch.allclose(reference["graph.nodes.fc1.weight"], initial["graph.nodes.fc1.weight"], atol=1e-3)

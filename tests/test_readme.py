@@ -19,3 +19,16 @@ def test_readme_first_example_runs():
 def test_readme_starts_with_the_two_setup_commands():
     lines = [l for l in README.read_text().splitlines() if l.startswith("make ")]
     assert lines[0].startswith("make demo") and lines[1].startswith("make test")
+
+
+def test_readme_save_and_nir_examples_run_after_the_first(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    follow = [b for b in blocks if "ns.save(" in b or "write_nir(" in b]
+    assert len(follow) == 2, "the README should show saving and NIR export"
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(blocks[0], str(README), "exec"), namespace)
+    for block in follow:
+        exec(compile(block, str(README), "exec"), namespace)    # each block asserts equal spikes
+    assert (tmp_path / "net.h5").is_file() and (tmp_path / "net.nir").is_file()
+    assert namespace["sim2"].run(namespace["x"]).output.sum() > 100

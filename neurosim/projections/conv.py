@@ -93,12 +93,14 @@ class Conv2d(Node):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.reset_parameters()
         if weight is not None:
-            weight = torch.as_tensor(weight, dtype=torch.float32)
+            weight = torch.as_tensor(weight)
             if tuple(weight.shape) != tuple(self.weight.shape):
                 raise ValueError(f"{where}: weight must have shape (out_channels, in_channels, k_h, k_w) = "
                                  f"{tuple(self.weight.shape)}, got {tuple(weight.shape)}")
-            with torch.no_grad():
-                self.weight.copy_(weight)
+            dtype = weight.dtype if weight.is_floating_point() else torch.get_default_dtype()
+            self.weight = nn.Parameter(weight.detach().to(dtype).clone())   # a float64 weight stays float64
+            if self.bias is not None:
+                self.bias = nn.Parameter(self.bias.detach().to(dtype))
         # n(h, w): output positions reached by input (h, w) = transposed conv of ones with a ones kernel
         reach = torch.nn.grad.conv2d_input((1, 1, *in_shape[1:]), torch.ones(1, 1, *self.kernel_size),
                                            torch.ones(1, 1, h_out, w_out), stride=self.stride, padding=self.padding)

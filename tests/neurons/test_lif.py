@@ -114,3 +114,43 @@ def test_gradients_reach_input_and_trainable_tau():
     total.backward()
     assert x.grad.abs().sum() > 0
     assert pop.tau_mem.grad is not None and pop.tau_mem.grad.abs() > 0
+
+
+def test_subtract_delayed_reset_follows_its_equation():
+    """v[t] = a v[t-1] + (1 - a) r I[t] - H(v[t-1] - thr) (thr - v_reset), no reset in the spike's step."""
+    p = ns.LIFParams(tau_mem=10e-3, v_threshold=1.0, v_reset=0.25, reset="subtract_delayed", integration="euler")
+    dt, a = 1e-3, 1.0 - 1e-3 / 10e-3
+    x = torch.tensor([[30.0], [0.0], [0.0], [0.0], [0.0]], dtype=torch.float64)
+    state = ns.lif_initial_state(p, (1,), 1, dtype=torch.float64)
+    v_prev, spikes = 0.0, []
+    for t in range(x.shape[0]):
+        s, state = ns.lif_step(x[t:t + 1, 0].view(1, 1), state, p, dt)
+        want = a * v_prev + (1 - a) * float(x[t, 0]) - (0.75 if v_prev > 1.0 else 0.0)
+        assert float(state.v) == pytest.approx(want, rel=1e-12)
+        assert float(s) == float(want > 1.0)
+        v_prev, spikes = want, spikes + [float(s)]
+    assert spikes == [1.0, 1.0, 1.0, 0.0, 0.0]
+
+
+def test_subtract_delayed_reset_matches_snntorch_leaky_spike_for_spike():
+    snn = pytest.importorskip("snntorch")
+    torch.manual_seed(0)
+    beta, thr = 0.9, 1.0
+    leaky = snn.Leaky(beta=beta, threshold=thr)           # defaults: subtract, reset_delay=True
+    current = torch.rand(100, 4, 20) * 0.5
+    mem, expected = torch.zeros(4, 20), []
+    with torch.no_grad():
+        for t in range(100):
+            spk, mem = leaky(current[t], mem)
+            expected.append(spk)
+    expected = torch.stack(expected)
+    dt = 1e-4
+    tau = dt / (1 - beta)
+    pop = ns.Population("lif", 20, ns.LIFParams(tau_mem=tau, r=tau / dt, v_threshold=thr, integration="euler",
+                                                reset="subtract_delayed"))
+    got = ns.Simulator(ns.Graph.sequential(20, ("lif", pop)), dt=dt).run(current).output
+    assert int(expected.sum()) > 50
+    assert torch.equal(got, expected)
+    zero_reset = ns.Population("lif", 20, ns.LIFParams(tau_mem=tau, r=tau / dt, integration="euler", reset="subtract"))
+    other = ns.Simulator(ns.Graph.sequential(20, ("lif", zero_reset)), dt=dt).run(current).output
+    assert not torch.equal(other, expected)          # the plain subtract reset is another neuron

@@ -202,3 +202,14 @@ def test_simulator_uses_the_kernel_only_when_unmonitored_and_results_agree():
     step = ns.Simulator(g, schedule="step").run(x)  # lif_step in the loop
     assert layer.output.sum() > 0
     assert torch.equal(layer.output, step.output)
+
+
+def test_kernel_declines_the_delayed_subtract_reset_and_the_simulator_steps_instead():
+    p = ns.LIFParams(tau_mem=5e-3, reset="subtract_delayed")
+    pop = ns.Population("lif", 6, p)
+    x = torch.rand(40, 2, 6, generator=torch.Generator().manual_seed(0)) * 8.0
+    state = pop.initial_state(2)
+    assert lif_sequence(x, state, p, 1e-3, pop.surrogate) is NotImplemented
+    want, _ = step_through(pop, x, state, 1e-3)
+    got = ns.Simulator(ns.Graph.sequential(6, ("pop", pop)), dt=1e-3, schedule="layer").run(x).output
+    assert int(want.sum()) > 10 and torch.equal(got, want)

@@ -87,3 +87,12 @@ def test_conv_snn_in_the_simulator_both_schedules():
     assert r_step.output.shape == (10, 3, 5)
     torch.testing.assert_close(r_step.output, r_layer.output)
     assert r_step.ops["conv"]["synops"] == r_layer.ops["conv"]["synops"] > 0
+
+
+def test_a_float64_weight_stays_float64_like_dense_and_sparse():
+    w = torch.randn(2, 1, 3, 3, dtype=torch.float64) / 3
+    conv = Conv2d((1, 5, 5), 2, 3, weight=w, bias=True)
+    assert conv.weight.dtype == conv.bias.dtype == torch.float64 and torch.equal(conv.weight, w)
+    x = torch.rand(4, 1, 5, 5, dtype=torch.float64)
+    y, _ = conv.step(x, None, 1e-3)
+    assert torch.equal(y, torch.nn.functional.conv2d(x, w, conv.bias))

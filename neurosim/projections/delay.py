@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..node import Node, as_shape, state_device_dtype
-from .event_cost import event_cost_for, event_path_pays
+from .event_cost import event_active_limit, event_cost_for
 
 __all__ = ["DelayState", "SynapticDelay", "Delay", "delay_initial_state", "delay_step",
            "delay_sequence", "check_delay"]
@@ -256,6 +256,7 @@ class DelayedProjection:
                                  f"got {event_threshold!r}")
             event_threshold = float(event_threshold)
         self.event_driven, self.event_threshold = event_driven, event_threshold
+        self._event_limits = {}
 
     def use_event_path(self, x: torch.Tensor) -> bool:
         """Event-driven propagation only without autograd. In ``"auto"`` mode: when the cost
@@ -268,12 +269,25 @@ class DelayedProjection:
         if self.event_driven is True:
             return True
         active = int(torch.count_nonzero(x))           # one host sync on GPU, as before
-        if self.event_threshold is not None:
-            return active < self.event_threshold * x.numel()
-        rows = x.numel() // self.in_features
-        cost = event_cost_for(self._event_kind, x.device.type)
-        table_bytes = self.weight.numel() * self.weight.element_size()
-        return event_path_pays(active, rows, self._event_fan_out(), self._dense_synapses(), cost, table_bytes)
+        return active < self._event_limit(x)
+
+    def _event_limit(self, x: torch.Tensor) -> float:
+        """Active inputs below which this call of shape ``x`` takes the event path: the user's
+        ``event_threshold x x.numel()``, or :func:`~neurosim.projections.event_cost.event_active_limit`.
+        Cached per (size, device, weight dtype, threshold): it depends on the structure only,
+        never on weight values."""
+        key = (x.numel(), x.device.type, self.weight.dtype, self.event_threshold)
+        limit = self._event_limits.get(key)
+        if limit is None:
+            if self.event_threshold is not None:
+                limit = self.event_threshold * x.numel()
+            else:
+                table_bytes = self.weight.numel() * self.weight.element_size()
+                limit = event_active_limit(x.numel() // self.in_features, self._event_fan_out(),
+                                           self._dense_synapses(), event_cost_for(self._event_kind, x.device.type),
+                                           table_bytes)
+            self._event_limits[key] = limit
+        return limit
 
     def _setup_delays(self, delay, synapse_shape, where: str) -> None:
         delays = SynapticDelay(delay, synapse_shape, where)

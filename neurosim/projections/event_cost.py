@@ -98,6 +98,20 @@ def event_cost_for(kind: str, device_type: str) -> EventCost:
     return EVENT_COSTS.get((kind, device_type), EVENT_COSTS[(kind, "cpu")])
 
 
+def event_active_limit(rows: int, fan_out: float, synapses: int, cost: EventCost,
+                       table_bytes: float = 0.0) -> float:
+    """The number of active inputs below which the event path pays: ``event_path_pays(active, ...)``
+    is ``active < limit`` with ``limit = (synapses x (memory x cost.per_synapse + cost.per_mac x
+    rows) - cost.event_overhead) / (memory x fan_out)``, ``memory = 1 + table_bytes /
+    cost.cache_bytes`` (``+-inf`` when ``fan_out`` is 0). It depends only on the call's shape and
+    the projection's structure, so a projection computes it once per shape."""
+    memory = 1.0 + table_bytes / cost.cache_bytes
+    margin = synapses * (memory * cost.per_synapse + cost.per_mac * rows) - cost.event_overhead
+    if fan_out <= 0:
+        return math.inf if margin > 0 else -math.inf
+    return margin / (memory * fan_out)
+
+
 def event_path_pays(active: int, rows: int, fan_out: float, synapses: int, cost: EventCost,
                     table_bytes: float = 0.0) -> bool:
     """True when ``memory x active x fan_out + cost.event_overhead < synapses x (memory x
@@ -106,6 +120,4 @@ def event_path_pays(active: int, rows: int, fan_out: float, synapses: int, cost:
     active: non-zero inputs of the call; rows: input rows; fan_out: synapses gathered per active
     input; synapses: synapses the dense path streams; table_bytes: size of the table the event
     path gathers from. Pure: no tensors, no device sync."""
-    memory = 1.0 + table_bytes / cost.cache_bytes
-    event = memory * active * fan_out + cost.event_overhead
-    return event < synapses * (memory * cost.per_synapse + cost.per_mac * rows)
+    return active < event_active_limit(rows, fan_out, synapses, cost, table_bytes)

@@ -373,7 +373,8 @@ class Sparse(DelayedProjection, Node):
             batch_idx, cols = x2d.nonzero(as_tuple=True)
             vals = x2d[batch_idx, cols]
         weight = self.weight.detach()
-        vals = vals.to(weight.dtype)
+        if vals.dtype != weight.dtype:
+            vals = vals.to(weight.dtype)
         if self._use_ell and self.nnz:
             k = self._max_fan_out
             window = weight.contiguous().as_strided((self.nnz - k + 1, k), (1, 1))   # row s: w[s : s + k]

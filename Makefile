@@ -37,3 +37,10 @@ bench-quick: install
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
+
+# The separate Lava environment (lava-nc 0.10.0 + lava-dl 0.6.0 on Python 3.11, numpy < 2), pinned
+# in requirements/lava.txt; built once under ~/.cache/neurosim/ (or $LAVA_ENV), found by its stamp
+# afterwards. Its last line of output is the environment's folder.
+.PHONY: lava-env
+lava-env:
+	$(PYTHON) scripts/build_lava_env.py --python $(PYTHON)

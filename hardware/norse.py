@@ -83,6 +83,7 @@ from neurosim.neurons.cuba_lif import _membrane_coefficients
 from neurosim.population import Population
 from neurosim.projections import AvgPool2d, Conv2d, Delay, Dense, Flatten, MaxPool2d, Sparse
 from neurosim.simulator import Simulator
+from neurosim.validation import check_time_first_inputs
 
 from .registry import Backend
 
@@ -212,25 +213,7 @@ class NorseNetwork(nn.Module):
         return NorseNetworkState(nodes, previous)
 
     def _check_inputs(self, inputs) -> Dict[str, torch.Tensor]:
-        names = list(self.inputs)
-        if isinstance(inputs, torch.Tensor):
-            if len(names) != 1:
-                raise ValueError(f"NorseNetwork: the network has inputs {names}; pass a dict name -> tensor")
-            inputs = {names[0]: inputs}
-        if not isinstance(inputs, dict) or set(inputs) != set(names):
-            got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
-            raise ValueError(f"NorseNetwork: inputs must be a tensor or a dict with keys {names}, got {got}")
-        sizes = set()
-        for name, x in inputs.items():
-            want = self.inputs[name]
-            if not isinstance(x, torch.Tensor) or x.dim() != len(want) + 2 or tuple(x.shape[2:]) != want \
-                    or x.shape[0] == 0:
-                got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-                raise ValueError(f"NorseNetwork: input {name!r} must be [T >= 1, batch, "
-                                 f"{', '.join(map(str, want))}], got {got}")
-            sizes.add(tuple(x.shape[:2]))
-        if len(sizes) != 1:
-            raise ValueError(f"NorseNetwork: all inputs need the same [T, batch], got {sorted(sizes)}")
+        inputs, _, _ = check_time_first_inputs(inputs, self.inputs, "NorseNetwork")
         dtype = self._dtype()
         for name, x in inputs.items():
             if x.is_floating_point() and x.dtype != dtype:

@@ -56,6 +56,7 @@ from .graph import Graph
 from .node import state_device_dtype
 from .run_plan import RunPlan, make_plan
 from .schedule import Run
+from .validation import check_time_first_inputs
 
 __all__ = ["Simulator", "NetworkState", "SimulationResult", "SCHEDULES"]
 
@@ -138,28 +139,9 @@ class Simulator(nn.Module):
 
     # ------------------------------------------------------------------ checks
     def _check_inputs(self, inputs) -> Dict[str, torch.Tensor]:
-        names = list(self.graph.inputs)
-        if isinstance(inputs, torch.Tensor):
-            if len(names) != 1:
-                raise ValueError(f"the graph has inputs {names}; pass a dict name -> [T, batch, ...] tensor")
-            inputs = {names[0]: inputs}
-        if not isinstance(inputs, dict):
-            raise TypeError(f"inputs must be a tensor or a dict of tensors, got {type(inputs).__name__}")
-        missing, unknown = set(names) - set(inputs), set(inputs) - set(names)
-        if missing or unknown:
-            raise ValueError(f"inputs: missing {sorted(missing)}, unknown {sorted(unknown)} (graph inputs: {names})")
-        steps = set()
-        for name, x in inputs.items():
-            want = self.graph.inputs[name]
-            if not isinstance(x, torch.Tensor) or x.dim() != len(want) + 2 or tuple(x.shape[2:]) != want:
-                got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-                raise ValueError(f"input {name!r}: expected a [T, batch, {', '.join(map(str, want))}] "
-                                 f"tensor (time first), got {got}")
-            if x.shape[0] == 0:
-                raise ValueError(f"input {name!r} has no time steps (T = 0)")
-            steps.add(tuple(x.shape[:2]))
-        if len(steps) != 1:
-            raise ValueError(f"all inputs need the same [T, batch]; got {sorted(steps)}")
+        """Shapes (:func:`~neurosim.validation.check_time_first_inputs`); integer spikes are cast to
+        the parameters' floating dtype."""
+        inputs, _, _ = check_time_first_inputs(inputs, self.graph.inputs)
         if all(x.is_floating_point() for x in inputs.values()):
             return inputs
         dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.get_default_dtype())

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 __all__ = ["check_int", "check_number", "check_choice", "check_positive", "check_finite",
-           "as_float_tensor", "check_tensor", "check_sequence", "check_index_list", "check_index_range"]
+           "as_float_tensor", "check_tensor", "check_sequence", "check_index_list", "check_index_range",
+           "check_time_first_inputs"]
 
 
 def _is_real(value) -> bool:
@@ -282,3 +283,42 @@ def check_index_range(index: torch.Tensor, n: int, where: str, what: str = "elem
         raise IndexError(f"{where}[{k}] = {int(index[k])} is out of range for {n} {what} "
                          f"(valid: 0 .. {n - 1}); {int(bad.sum())} bad index(es)")
     return index
+
+
+def check_time_first_inputs(inputs, shapes, where: str = ""):
+    """Inputs of a network with named input ports ``shapes`` (name -> per-sample shape).
+
+    ``inputs``: one tensor (when there is one input port) or a dict name -> tensor, each
+    ``[T, batch, *shape]`` (time first, T >= 1), all with the same ``[T, batch]``. Returns
+    ``(dict name -> tensor, T, batch)``. Raises ``TypeError``/``ValueError`` naming the input and
+    the shape expected; ``where`` (e.g. ``"run_brian2"``) prefixes every message.
+
+    Example::
+
+        >>> xs, steps, batch = check_time_first_inputs(torch.zeros(10, 2, 3), {"x": (3,)})
+    """
+    pre = f"{where}: " if where else ""
+    names = list(shapes)
+    if isinstance(inputs, torch.Tensor):
+        if len(names) != 1:
+            raise ValueError(f"{pre}the graph has inputs {names}; pass a dict name -> [T, batch, ...] tensor")
+        inputs = {names[0]: inputs}
+    if not isinstance(inputs, dict):
+        raise TypeError(f"{pre}inputs must be a tensor or a dict of tensors, got {type(inputs).__name__}")
+    missing, unknown = set(names) - set(inputs), set(inputs) - set(names)
+    if missing or unknown:
+        raise ValueError(f"{pre}inputs: missing {sorted(missing)}, unknown {sorted(unknown)} (graph inputs: {names})")
+    sizes = set()
+    for name, x in inputs.items():
+        want = tuple(shapes[name])
+        if not isinstance(x, torch.Tensor) or x.dim() != len(want) + 2 or tuple(x.shape[2:]) != want:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{pre}input {name!r}: expected a [T, batch, {', '.join(map(str, want))}] "
+                             f"tensor (time first), got {got}")
+        if x.shape[0] == 0:
+            raise ValueError(f"{pre}input {name!r} has no time steps (T = 0)")
+        sizes.add(tuple(x.shape[:2]))
+    if len(sizes) != 1:
+        raise ValueError(f"{pre}all inputs need the same [T, batch]; got {sorted(sizes)}")
+    steps, batch = sizes.pop()
+    return dict(inputs), steps, batch

@@ -111,9 +111,7 @@ def _delay_steps(node, shape) -> np.ndarray:
     """Per-synapse delays in steps, ``shape`` (``[out, in]`` Dense, ``[nnz]`` Sparse)."""
     if node.delays is None:
         return np.zeros(shape, dtype=np.int64)
-    if node.delays.uniform:
-        return np.full(shape, node.delays.values[0], dtype=np.int64)
-    return np.asarray(node.delays.values, dtype=np.int64)[node.delays.group.cpu().numpy()]
+    return node.delays.steps(shape).cpu().numpy()
 
 
 @BRIAN2.register(Population, supports=_population_refusal)

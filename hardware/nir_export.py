@@ -105,10 +105,8 @@ def _flatten(name, node: Flatten, dt):
 
 @NIR_EXPORT.register(Delay)
 def _delay(name, node: Delay, dt):
-    values = node.delays.values
-    steps = (torch.full(node.out_shape, values[0], dtype=torch.float64) if node.delays.group is None
-             else torch.tensor(values, dtype=torch.float64)[node.delays.group])
-    return nir.Delay(delay=steps.numpy() * dt)
+    steps = node.delays.steps(node.out_shape).to(torch.float64)
+    return nir.Delay(delay=steps.cpu().numpy() * dt)
 
 
 def _population_supported(node: Population):

@@ -236,8 +236,7 @@ def _delay_record(delays) -> Tuple[Optional[int], Dict[str, torch.Tensor]]:
         return 0, {}
     if delays.uniform:
         return delays.values[0], {}
-    values = torch.tensor(delays.values, dtype=torch.long, device=delays.group.device)
-    return None, {"delay": values[delays.group]}
+    return None, {"delay": delays.steps(delays.group.shape)}
 
 
 def _delay_argument(config, tensors):

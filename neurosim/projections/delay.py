@@ -159,6 +159,12 @@ class SynapticDelay(nn.Module):
     def uniform(self) -> bool:
         return self.group is None
 
+    def steps(self, synapse_shape: Tuple[int, ...]) -> torch.Tensor:
+        """Every synapse's delay in steps, a long tensor of ``synapse_shape`` (for exporters)."""
+        if self.group is None:
+            return torch.full(tuple(synapse_shape), self.values[0], dtype=torch.long)
+        return torch.tensor(self.values, dtype=torch.long, device=self.group.device)[self.group]
+
     def initial_state(self, batch_size: int, out_shape, device=None, dtype=torch.float32) -> DelayState:
         return delay_initial_state(self.max_delay, batch_size, out_shape, device, dtype)
 

@@ -234,3 +234,10 @@ def test_layer_and_step_schedules_are_bitwise_equal_with_per_synapse_delays(kind
             assert torch.equal(a, b), name
         else:
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_synaptic_delay_steps_gives_every_synapse_its_delay():
+    from neurosim.projections import SynapticDelay
+    per_synapse = torch.tensor([[0, 3], [2, 3]])
+    assert torch.equal(SynapticDelay(per_synapse, (2, 2)).steps((2, 2)), per_synapse)
+    assert torch.equal(SynapticDelay(4, (2, 3)).steps((2, 3)), torch.full((2, 3), 4))

@@ -14,7 +14,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from .graph import Graph, plan_components
 
@@ -35,7 +35,10 @@ class RunPlan:
     ports: node -> one list of in-edges ``(source, back)`` per input port, in ``input_ports`` order
     and, within a port, in the order the edges were added (the order of the sum);
     read_outside: block index -> nodes of that block whose output sequence another block reads;
-    outputs: the output nodes (:meth:`Graph.output_names`)."""
+    outputs: the output nodes (:meth:`Graph.output_names`);
+    input_readers: graph input -> the first nodes downstream that hold floating parameters or
+    buffers (nodes without any, such as ``Flatten``, are looked through), whose dtype the input
+    must have."""
 
     signature: tuple
     order: List[str]
@@ -44,6 +47,7 @@ class RunPlan:
     ports: Dict[str, List[List[PortEdge]]]
     read_outside: List[Set[str]]
     outputs: List[str]
+    input_readers: Dict[str, List[str]]
 
 
 def make_plan(graph: Graph, dt: float, schedule: str) -> RunPlan:
@@ -65,4 +69,32 @@ def make_plan(graph: Graph, dt: float, schedule: str) -> RunPlan:
                  for port in graph.nodes[n].input_ports] for n in order}
     return RunPlan(signature=graph.signature(), order=order, blocks=blocks,
                    back_sources=sorted({e.source for e in graph.edges if e.back}),
-                   ports=ports, read_outside=read_outside, outputs=graph.output_names())
+                   ports=ports, read_outside=read_outside, outputs=graph.output_names(),
+                   input_readers={name: _readers(graph, name) for name in graph.inputs})
+
+
+def float_parameter(node) -> Optional[Tuple[str, "torch.dtype"]]:
+    """``(name, dtype)`` of the node's first floating parameter or buffer; None when it has none."""
+    for name, t in list(node.named_parameters()) + list(node.named_buffers()):
+        if t.is_floating_point():
+            return name, t.dtype
+    return None
+
+
+def _readers(graph: Graph, source: str) -> List[str]:
+    """The first nodes downstream of ``source`` (breadth first, along every edge) that hold
+    floating parameters, looking through the nodes that hold none."""
+    targets: Dict[str, List[str]] = {}
+    for e in graph.edges:
+        targets.setdefault(e.source, []).append(e.target)
+    readers, frontier, seen = [], [source], set()
+    while frontier:
+        for target in targets.get(frontier.pop(0), ()):
+            if target in seen:
+                continue
+            seen.add(target)
+            if float_parameter(graph.nodes[target]) is None:
+                frontier.append(target)
+            else:
+                readers.append(target)
+    return readers

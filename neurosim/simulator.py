@@ -54,7 +54,7 @@ from torch import nn
 
 from .graph import Graph
 from .node import state_device_dtype
-from .run_plan import RunPlan, make_plan
+from .run_plan import RunPlan, float_parameter, make_plan
 from .schedule import Run
 from .validation import check_time_first_inputs
 
@@ -129,7 +129,10 @@ class Simulator(nn.Module):
         """Every node's resting state and zero previous outputs ``[batch, *out_shape]`` for the
         back-edge sources; ``device``/``dtype`` default to those of each node's parameters
         (float32 for a node without any)."""
-        plan, nodes = self.plan, self.graph.nodes
+        return self._initial_state(self.plan, batch_size, device, dtype)
+
+    def _initial_state(self, plan: RunPlan, batch_size: int, device, dtype) -> NetworkState:
+        nodes = self.graph.nodes
         states = {n: nodes[n].initial_state(batch_size, device, dtype) for n in plan.order}
         previous = {}
         for n in plan.back_sources:
@@ -147,31 +150,23 @@ class Simulator(nn.Module):
         dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.get_default_dtype())
         return {name: x if x.is_floating_point() else x.to(dtype) for name, x in inputs.items()}
 
-    def _check_input_dtypes(self, inputs: Dict[str, torch.Tensor]) -> None:
+    def _check_input_dtypes(self, inputs: Dict[str, torch.Tensor], plan: RunPlan) -> None:
         """Each floating input has the dtype of the first nodes downstream that hold floating
-        parameters (nodes without any, such as ``Flatten``, pass their input's dtype on)."""
+        parameters (``plan.input_readers``; nodes without any, such as ``Flatten``, pass their
+        input's dtype on)."""
         for name, x in inputs.items():
-            frontier, seen = [name], set()
-            while frontier:
-                source = frontier.pop(0)
-                for target in [e.target for e in self.graph.edges if e.source == source]:
-                    if target in seen:
-                        continue
-                    seen.add(target)
-                    held = _float_parameter(self.graph.nodes[target])
-                    if held is None:
-                        frontier.append(target)
-                    elif held[1] != x.dtype:
-                        raise TypeError(f"input {name!r} is {x.dtype} but it feeds node {target!r}, whose "
-                                        f"parameter {held[0]!r} is {held[1]}; convert the input "
-                                        f"(.to({held[1]})) or the graph (.to({x.dtype}))")
+            for target in plan.input_readers[name]:
+                held = float_parameter(self.graph.nodes[target])
+                if held is not None and held[1] != x.dtype:
+                    raise TypeError(f"input {name!r} is {x.dtype} but it feeds node {target!r}, whose "
+                                    f"parameter {held[0]!r} is {held[1]}; convert the input "
+                                    f"(.to({held[1]})) or the graph (.to({x.dtype}))")
 
-    def _check_state(self, state: NetworkState, batch: int, dtype: torch.dtype) -> None:
+    def _check_state(self, state: NetworkState, batch: int, dtype: torch.dtype, plan: RunPlan) -> None:
         """The state must hold every node, match the inputs' batch size and have the dtype of
         its node's parameters (of the inputs, ``dtype``, for a node without floating ones)."""
         if not isinstance(state, NetworkState):
             raise TypeError(f"state must be a NetworkState (from initial_state or a previous run), got {type(state).__name__}")
-        plan = self.plan
         missing = [n for n in plan.order if n not in state.nodes] + [n for n in plan.back_sources if n not in state.previous]
         if missing:
             raise ValueError(f"state has no entry for {missing}; was it made for another graph, or before "
@@ -187,7 +182,7 @@ class Simulator(nn.Module):
                 if first.dim() == 0 or first.shape[0] != batch:
                     got = first.shape[0] if first.dim() else 0
                     raise ValueError(f"{what} has batch size {got} but the inputs have batch size {batch}")
-            held = _float_parameter(self.graph.nodes[name]) if name in self.graph.nodes else None
+            held = float_parameter(self.graph.nodes[name]) if name in self.graph.nodes else None
             want = held[1] if held is not None else dtype
             for field, t in tensors.items():
                 if t.is_floating_point() and t.dtype != want:
@@ -209,13 +204,13 @@ class Simulator(nn.Module):
         state, monitor records, op counts)."""
         plan = self.plan
         inputs = self._check_inputs(inputs)
-        self._check_input_dtypes(inputs)
+        self._check_input_dtypes(inputs, plan)
         first = next(iter(inputs.values()))
         steps, batch = first.shape[:2]
         if state is None:
-            state = self.initial_state(batch, first.device, first.dtype)
+            state = self._initial_state(plan, batch, first.device, first.dtype)
         else:
-            self._check_state(state, batch, first.dtype)
+            self._check_state(state, batch, first.dtype, plan)
         monitors = list(monitors)
         names = [m.name for m in monitors]
         if len(set(names)) != len(names) or len(set(map(id, monitors))) != len(monitors):
@@ -234,11 +229,3 @@ class Simulator(nn.Module):
         return SimulationResult(outputs, NetworkState(run.states, run.final_previous()), records, run.ops)
 
     forward = run
-
-
-def _float_parameter(node: nn.Module) -> Optional[Tuple[str, torch.dtype]]:
-    """(name, dtype) of the node's first floating parameter or buffer; None when it has none."""
-    for name, t in list(node.named_parameters()) + list(node.named_buffers()):
-        if t.is_floating_point():
-            return name, t.dtype
-    return None

@@ -58,6 +58,7 @@ from neurosim.atomic import atomic_path
 from neurosim.simulator import Simulator
 from neurosim.graph import Graph
 
+from . import loihi  # noqa: F401  (registers the loihi_cuba model and LoihiDense's spec)
 from .node_specs import NodeRecord, NodeSpecError, build_node, describe_nodes
 
 __all__ = ["save", "load", "SavedNetworkError", "MissingSavedNetworkError", "FORMAT", "VERSION"]

@@ -23,9 +23,11 @@ stored as int32. ``i_decay = 4096`` makes u forget at once (u' = x: a plain LIF)
 
 Synapse (:class:`LoihiDense`): an 8-bit signed mantissa ``m`` in [-128, 127] per synapse and one
 exponent ``e`` in [0, 7] per layer, ``w_int = m << e``. One presynaptic spike adds
-``w_int << 6`` to the current; the layer outputs ``x[j] = sum_i (w_int[j, i] << 6) s[i]``
-(int64, exact: computed as a float64 matmul of integers < 2^53). Optional axonal delays, one per
-output neuron, 0..62 steps: the sum for neuron j arrives ``delay[j]`` steps later. In lava-dl's
+``w_int << 6`` to the current; the layer outputs
+``x[t, j] = sum_i (w_int[j, i] << 6) s[t - latency - delay_j, i]`` (int64, exact: computed as a
+float64 matmul of integers < 2^53), with ``latency`` 1 (Loihi's pipeline: one step per layer)
+or 0 (on a loop closed by a back-edge), and optional axonal delays, one per output neuron,
+0..62 steps. In lava-dl's
 netx format the weight is stored as ``2 m`` (an even integer in [-256, 254]) with exponent
 ``e - 1``; the product is the same.
 
@@ -38,11 +40,16 @@ What this follows, and how sure it is (Lava 0.10 ``lava/proc/lif/models.py``,
   i_decay 1..4096 and v_decay 0..4095 only); ``vth`` is 17-bit unsigned, ``bias_mant`` 13-bit
   signed, ``bias_exp`` 0..7; the input is shifted left by 6 in the neuron (here in the synapse:
   the same sum).
-* needs Lava's confirmation: the refractory period (Lava's bit-accurate LIF has none; step 3
-  follows Lava's floating-point ``LIFRefractory``: v frozen for ``refractory_delay`` steps after a
-  spike); whether Lava wraps the 16-bit ``a_in`` port (not modelled: x is not wrapped); Lava's
-  Dense sends the sum one step late (one step of latency per layer), which is *not* modelled
-  here: a LoihiDense without delay delivers in the same step, like :class:`~neurosim.Dense`.
+* confirmed by running Lava (``tests/hardware/loihi/test_lava_env.py``, ``test_netx_lava.py``):
+  the order of the update, the thresholds and resets, the decays at the edges, and the timing:
+  Lava's Dense sends at step t + 1 what reached it at step t, so every layer adds one step of
+  latency. :class:`LoihiDense` models it with ``latency=1`` (the default); a synapse on a
+  recurrent loop closed by a graph back-edge takes ``latency=0``, because the back-edge already
+  is that one step (it reads the previous step's spikes).
+* not modelled: the refractory period is not part of Lava's fixed-point LIF (step 3 follows
+  Lava's floating-point ``LIFRefractory``: v frozen for ``refractory_delay`` steps after a spike;
+  netx files from lava-dl carry ``refDelay = 1``, which is no refractory period at all); Lava's
+  16-bit ``a_in`` port is not wrapped here (x is not wrapped: keep ``|x| < 2^15 << 6``).
 
 Shapes: input x and every state field ``[batch, *shape]``; parameters are ints or integer-valued
 tensors broadcasting against ``shape``.
@@ -210,19 +217,55 @@ LoihiCuba = register_neuron_model(NeuronModel(
     initial_state=loihi_cuba_initial_state))
 
 
-class LoihiDense(Node):
+class IntegerSynapse(Node):
+    """Shared time handling of Loihi's integer synapses: ``synaptic_input`` (defined by the
+    subclass) maps ``[N, *in_shape]`` spikes to ``[N, *out_shape]`` int64 sums, and the optional
+    ``delay_line`` (a :class:`~neurosim.projections.delay.Delay` over ``out_shape``, or None)
+    delays them by ``latency + delay`` steps, its state an int64 buffer."""
+
+    emits_spikes = False
+
+    def synaptic_input(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def initial_state(self, batch_size: int, device=None, dtype=None):
+        """None without a delay line, else the int64 buffer ``[max_delay, batch, *out]``."""
+        if self.delay_line is None:
+            return None
+        device, _ = state_device_dtype(self, device, None)
+        return self.delay_line.delays.initial_state(batch_size, self.out_shape, device, torch.int64)
+
+    def step(self, x, state, dt: float):
+        z = self.synaptic_input(x)
+        return (z, state) if self.delay_line is None else self.delay_line.step(z, state, dt)
+
+    def step_sequence(self, x_seq, state, dt: float):
+        t, b = x_seq.shape[:2]
+        z = self.synaptic_input(x_seq.reshape(t * b, *x_seq.shape[2:])).reshape(t, b, *self.out_shape)
+        return (z, state) if self.delay_line is None else self.delay_line.step_sequence(z, state, dt)
+
+    def forward_sequence(self, x_seq):
+        """A whole ``[T, batch, *in]`` sequence at once (for a synapse without a delay line)."""
+        t, b = x_seq.shape[:2]
+        return self.synaptic_input(x_seq.reshape(t * b, *x_seq.shape[2:])).reshape(t, b, *self.out_shape)
+
+
+class LoihiDense(IntegerSynapse):
     """Integer all-to-all synapse ``in_features -> out_features`` with Loihi's weight format.
 
     ``weight_mant``: integer tensor ``[out, in]`` in [-128, 127] (kept as an int8 buffer);
     ``weight_exp``: shared exponent 0..7; ``delay``: int or integer tensor ``[out]`` in 0..62
-    (axonal delay per output neuron, steps). Output ``x[t, j] = sum_i (m[j, i] << (e + 6)) s[t - d_j, i]``,
-    int64 (see the module docstring). Inputs are spikes (0/1, any dtype).
+    (axonal delay per output neuron, steps); ``latency``: 1 (default) as on Loihi, where a layer
+    delivers one step after the spike, or 0 for a synapse fed through a graph back-edge (the
+    back-edge is the step). Output
+    ``x[t, j] = sum_i (m[j, i] << (e + 6)) s[t - latency - d_j, i]``, int64 (see the module
+    docstring). Inputs are spikes (0/1, any dtype).
 
     Shapes: ``[batch, in] -> [batch, out]``."""
 
     emits_spikes = False
 
-    def __init__(self, weight_mant: torch.Tensor, weight_exp: int = 0, delay=0):
+    def __init__(self, weight_mant: torch.Tensor, weight_exp: int = 0, delay=0, latency: int = 1):
         weight_mant = torch.as_tensor(weight_mant)
         if weight_mant.dim() != 2:
             raise ValueError(f"LoihiDense.weight_mant must be a [out, in] tensor, got shape {tuple(weight_mant.shape)}")
@@ -238,14 +281,26 @@ class LoihiDense(Node):
             raise ValueError(f"LoihiDense.delay must be an int or a tensor [out] = [{out_features}] "
                              f"(one delay per output neuron), got shape {tuple(delay.shape)}")
         check_integer_range(delay, 0, MAX_DELAY, "LoihiDense.delay")
-        line = Delay(out_features, delay)
+        if isinstance(latency, bool) or latency not in (0, 1):
+            raise ValueError(f"LoihiDense.latency must be 0 or 1 (steps before the axonal delay), got {latency!r}")
+        self.latency = int(latency)
+        self.delay = (delay.detach().to(torch.int64).clone() if isinstance(delay, torch.Tensor) and delay.dim() > 0
+                      else int(delay))
+        line = Delay(out_features, self.delay + self.latency)
         self.delay_line = None if line.stateless else line
         self.stateless = self.delay_line is None
         self.supports_sequence = not self.stateless
 
     @property
     def max_delay(self) -> int:
-        return 0 if self.delay_line is None else self.delay_line.delays.max_delay
+        """The largest axonal delay (steps), not counting the latency."""
+        return int(self.delay.max()) if isinstance(self.delay, torch.Tensor) else self.delay
+
+    def delays(self) -> torch.Tensor:
+        """The axonal delay of each output neuron, int64 ``[out]`` (latency not included)."""
+        if isinstance(self.delay, torch.Tensor):
+            return self.delay.clone()
+        return torch.full((self.out_features,), self.delay, dtype=torch.int64)
 
     def weight_int(self) -> torch.Tensor:
         """``w_int = m << e`` as int64 ``[out, in]``."""
@@ -256,22 +311,6 @@ class LoihiDense(Node):
         w = self.weight_mant.to(torch.float64) * float(2 ** (self.weight_exp + ACTIVATION_SHIFT))
         return F.linear(x2d.to(torch.float64), w).to(torch.int64)
 
-    def initial_state(self, batch_size: int, device=None, dtype=None):
-        """None without delays, else the int64 delay buffer ``[max_delay, batch, out]``."""
-        if self.delay_line is None:
-            return None
-        device, _ = state_device_dtype(self, device, None)
-        return self.delay_line.delays.initial_state(batch_size, self.out_shape, device, torch.int64)
-
-    def step(self, x, state, dt: float):
-        z = self.synaptic_input(x)
-        return (z, state) if self.delay_line is None else self.delay_line.step(z, state, dt)
-
-    def step_sequence(self, x_seq, state, dt: float):
-        t, b = x_seq.shape[:2]
-        z = self.synaptic_input(x_seq.reshape(t * b, -1)).reshape(t, b, -1)
-        return (z, state) if self.delay_line is None else self.delay_line.step_sequence(z, state, dt)
-
     def count_ops(self, x, output):
         """synops = active inputs x fan-out; macs = dense multiply-adds of the same call."""
         rows = x.numel() // self.in_features
@@ -279,4 +318,5 @@ class LoihiDense(Node):
                 "macs": torch.tensor(rows * self.in_features * self.out_features)}
 
     def extra_repr(self) -> str:
-        return f"{self.in_features} -> {self.out_features}, weight_exp={self.weight_exp}, max_delay={self.max_delay}"
+        return (f"{self.in_features} -> {self.out_features}, weight_exp={self.weight_exp}, "
+                f"max_delay={self.max_delay}, latency={self.latency}")

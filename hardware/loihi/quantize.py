@@ -14,16 +14,24 @@ membrane by ``k W`` volts per spike, which the integer model does with ``m << (e
     (the ranges Lava's du/dv registers express)
 
 Choice of scale: the Dense with the largest ``k max|W|`` into ``p`` uses the full mantissa range
-(127) at the largest exponent ``e*`` in 7..0 for which ``v_th_mant <= 2^17 - 1`` and the worst
+(127) at the largest exponent ``e*`` in ``max_weight_exp``..0 (7 by default, 1 for netx) for which ``v_th_mant <= 2^17 - 1`` and the worst
 case current (every input spiking every step, ``sum |m| 2^(e+6) 4096 / i_decay`` over the
 inputs of one neuron) stays below 2^23, so u never wraps; every other Dense into ``p`` takes the
 smallest exponent that holds its largest weight. When no exponent meets both bounds, ``e* = 0``
 and the report carries a warning.
 
+Timing (``timing=``): ``"loihi"`` (default) gives every Dense fed by forward edges Loihi's one
+step of latency (:class:`LoihiDense` ``latency=1``) and a Dense fed through a back-edge none
+(the back-edge is that step), so the network runs step for step as Lava runs its netx export;
+population ``p`` then spikes ``k_p`` steps after the float network, ``k_p`` the number of Dense
+layers on its forward path (``report.latency_steps``). ``"engine"`` keeps the float network's
+timing (``latency=0`` everywhere): for comparing accuracy, not for export.
+
 Report (:class:`QuantizationReport`): per Dense the relative weight error, ``max|W_hat - W| /
 max|W|`` and ``||W_hat - W||_2 / ||W||_2`` with ``W_hat = (m << (e + 6)) weight_scale``; per
 population the threshold and decay errors; with ``inputs``, the fraction of equal spike entries
-(``[T, batch, n]``, every population) between the float and the quantised network, run from rest.
+(``[T, batch, n]``, every population) between the float and the quantised network, run from rest,
+comparing float step ``t`` with quantised step ``t + k_p`` (``t < T - k_p``).
 
 Mapped: ``Dense`` (no bias; delays one per output neuron, 0..62) feeding exactly one population,
 fed by graph inputs or populations; ``Population`` of ``lif`` / ``cuba_lif`` with ``reset="zero"``,
@@ -201,7 +209,9 @@ class PopulationReport:
 class QuantizationReport:
     """Errors introduced by :func:`quantize` (see the module docstring). ``spike_agreement``:
     fraction of equal spike entries over every population (None without inputs);
-    ``population_agreement`` per population; ``spike_counts``: (float, quantised) spikes."""
+    ``population_agreement`` per population; ``spike_counts``: (float, quantised) spikes;
+    ``latency_steps``: steps by which each population of the quantised network lags the float one
+    (0 everywhere with ``timing="engine"``)."""
 
     layers: Dict[str, LayerReport]
     populations: Dict[str, PopulationReport]
@@ -209,6 +219,7 @@ class QuantizationReport:
     population_agreement: Dict[str, float] = field(default_factory=dict)
     spike_counts: Dict[str, Tuple[int, int]] = field(default_factory=dict)
     warnings: Tuple[str, ...] = ()
+    latency_steps: Dict[str, int] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------- structure
@@ -232,12 +243,17 @@ def _structure_problems(graph: Graph) -> List[Tuple[str, str, str]]:
     return problems
 
 
-def _check(graph: Graph) -> None:
+def _check(graph: Graph, timing: str) -> None:
     problems = []
     for name, node in graph.nodes.items():
         fn, reason = LOIHI.entry(node)
         if fn is None:
             problems.append((name, type(node).__name__, reason))
+        elif timing == "loihi" and isinstance(node, Dense):
+            kinds = {e.back for e in graph.in_edges(name)}
+            if kinds == {True, False}:
+                problems.append((name, "Dense", "reads both forward edges and back-edges; on Loihi a synapse "
+                                 "has one latency (split it into two Dense nodes)"))
     problems += _structure_problems(graph)
     if problems:
         raise UnsupportedNodesError(LOIHI.name, problems)
@@ -253,7 +269,7 @@ def _smallest_exponent(w_real: torch.Tensor) -> int:
     return WEIGHT_EXP_RANGE[1]
 
 
-def _candidate(pop: _PopulationMap, weights: Dict[str, torch.Tensor], top_exp: int):
+def _candidate(pop: _PopulationMap, weights: Dict[str, torch.Tensor], top_exp: int, max_exp: int):
     """(s, v_th_mant, {dense: (m, e)}, worst-case |u|) for the largest weight at exponent ``top_exp``."""
     largest = max(float(w.abs().max()) if w.numel() else 0.0 for w in weights.values()) * pop.gain
     if largest == 0.0:
@@ -264,7 +280,7 @@ def _candidate(pop: _PopulationMap, weights: Dict[str, torch.Tensor], top_exp: i
     mapped, worst = {}, 0.0
     for name, w in weights.items():
         w_real = pop.gain * w / (2 ** ACTIVATION_SHIFT * s)
-        e = _smallest_exponent(w_real)
+        e = min(_smallest_exponent(w_real), max_exp)
         m = weight_mantissa(w_real, e)
         mapped[name] = (m, e)
         worst = worst + m.abs().sum(1) * 2.0 ** (e + ACTIVATION_SHIFT)
@@ -272,9 +288,9 @@ def _candidate(pop: _PopulationMap, weights: Dict[str, torch.Tensor], top_exp: i
     return s, v_th, mapped, worst_u
 
 
-def _choose(name: str, pop: _PopulationMap, weights: Dict[str, torch.Tensor], warnings: List[str]):
-    for top in range(WEIGHT_EXP_RANGE[1], WEIGHT_EXP_RANGE[0] - 1, -1):
-        s, v_th, mapped, worst_u = _candidate(pop, weights, top)
+def _choose(name: str, pop: _PopulationMap, weights: Dict[str, torch.Tensor], warnings: List[str], max_exp: int):
+    for top in range(max_exp, WEIGHT_EXP_RANGE[0] - 1, -1):
+        s, v_th, mapped, worst_u = _candidate(pop, weights, top, max_exp)
         if v_th <= _MAX_V_TH_MANT and worst_u < UV_LIMIT:
             return s, v_th, mapped
     if v_th > _MAX_V_TH_MANT:
@@ -294,17 +310,56 @@ def _relative_errors(w: torch.Tensor, w_hat: torch.Tensor) -> Tuple[float, float
 
 
 # ---------------------------------------------------------------------- quantize
-def quantize(sim: Simulator, inputs: Optional[torch.Tensor] = None) -> Tuple[Simulator, QuantizationReport]:
+def _latencies(graph: Graph, timing: str) -> Dict[str, int]:
+    """Each Dense's LoihiDense latency: 1 when fed by forward edges under ``"loihi"`` timing, else 0."""
+    return {name: int(timing == "loihi" and not all(e.back for e in graph.in_edges(name)))
+            for name, node in graph.nodes.items() if isinstance(node, Dense)}
+
+
+def _lags(graph: Graph, latency: Dict[str, int], warnings: List[str]) -> Dict[str, int]:
+    """Steps by which each node of the quantised network lags the float one: the latencies summed
+    along the paths from the inputs (back-edges included: a back-edge shifts both networks alike,
+    and the Dense it feeds has latency 0, so a loop adds nothing). Where paths into a node differ,
+    the largest, with a warning."""
+    lag: Dict[str, int] = {name: 0 for name in graph.inputs}
+    for _ in range(len(graph.nodes) + 1):          # a fixed point: loops add no latency
+        changed = False
+        for name in graph.nodes:
+            known = [lag[e.source] for e in graph.in_edges(name) if e.source in lag]
+            value = (max(known) if known else 0) + latency.get(name, 0)
+            if lag.get(name) != value:
+                lag[name], changed = value, True
+        if not changed:
+            break
+    for name in graph.nodes:
+        values = sorted({lag[e.source] for e in graph.in_edges(name)})
+        if len(values) > 1:
+            warnings.append(f"node {name!r}: its inputs lag the float network by {values} steps; its "
+                            "spikes are compared at the largest lag")
+    return {name: lag[name] for name in graph.nodes}
+
+
+def quantize(sim: Simulator, inputs: Optional[torch.Tensor] = None, timing: str = "loihi",
+             max_weight_exp: int = WEIGHT_EXP_RANGE[1]) -> Tuple[Simulator, QuantizationReport]:
     """The fixed-point Loihi version of ``sim`` (same node names, edges, outputs, ``dt``) and a
     :class:`QuantizationReport`. ``inputs`` (optional, ``[T, batch, ...]`` or a dict, as for
     :meth:`Simulator.run`): run both networks from rest and report their spike agreement.
+    ``timing``: ``"loihi"`` (one step of latency per layer, as Lava runs the netx export) or
+    ``"engine"`` (the float network's timing); see the module docstring. ``max_weight_exp``
+    (0..7): the largest weight exponent used; 1 for :func:`~neurosim.hardware.loihi.to_netx`,
+    whose files hold ``m << e`` as one integer in [-256, 254].
 
     Raises :class:`~neurosim.hardware.registry.UnsupportedNodesError` listing every node that
     cannot be mapped (and why) before anything is built."""
     if not isinstance(sim, Simulator):
         raise TypeError(f"quantize takes a neurosim Simulator (a graph and its dt), got {type(sim).__name__}")
+    if timing not in ("loihi", "engine"):
+        raise ValueError(f"quantize: timing must be 'loihi' or 'engine', got {timing!r}")
+    if isinstance(max_weight_exp, bool) or max_weight_exp not in range(WEIGHT_EXP_RANGE[0], WEIGHT_EXP_RANGE[1] + 1):
+        raise ValueError(f"quantize: max_weight_exp must be an int in {list(WEIGHT_EXP_RANGE)}, got {max_weight_exp!r}")
     graph, dt = sim.graph, sim.dt
-    _check(graph)
+    _check(graph, timing)
+    latency = _latencies(graph, timing)
     maps = LOIHI.map_nodes(graph, context=dt)
     incoming = {n: [e.source for e in graph.in_edges(n)] for n, node in graph.nodes.items()
                 if isinstance(node, Population)}
@@ -313,7 +368,7 @@ def quantize(sim: Simulator, inputs: Optional[torch.Tensor] = None) -> Tuple[Sim
     for pop_name, dense_names in incoming.items():
         pop = maps[pop_name]
         weights = {d: maps[d][0] for d in dense_names}
-        s, v_th, mapped = _choose(pop_name, pop, weights, warnings)
+        s, v_th, mapped = _choose(pop_name, pop, weights, warnings, max_weight_exp)
         params = LoihiCubaParams(i_decay=pop.i_decay, v_decay=pop.v_decay, v_th_mant=v_th,
                                  refractory_delay=pop.refractory)
         new_nodes[pop_name] = Population("loihi_cuba", graph.nodes[pop_name].out_shape, params)
@@ -329,7 +384,7 @@ def quantize(sim: Simulator, inputs: Optional[torch.Tensor] = None) -> Tuple[Sim
             max_rel, rms_rel = _relative_errors(weights[d], w_hat)
             layers[d] = LayerReport(pop_name, e, weight_scale, max_rel, rms_rel)
             delays = maps[d][1]
-            new_nodes[d] = LoihiDense(m.to(torch.int8), e, delays if int(delays.max()) > 0 else 0)
+            new_nodes[d] = LoihiDense(m.to(torch.int8), e, delays if int(delays.max()) > 0 else 0, latency=latency[d])
     quantized = Graph()
     for name, shape in graph.inputs.items():
         quantized.add_input(name, shape)
@@ -340,7 +395,9 @@ def quantize(sim: Simulator, inputs: Optional[torch.Tensor] = None) -> Tuple[Sim
     if graph.outputs:
         quantized.add_output(*graph.outputs)
     qsim = Simulator(quantized, dt=dt, schedule=sim.schedule)
-    report = QuantizationReport(layers, populations, warnings=tuple(warnings))
+    lags = _lags(graph, latency, warnings)
+    report = QuantizationReport(layers, populations, warnings=tuple(warnings),
+                                latency_steps={n: lags[n] for n in incoming})
     if inputs is not None:
         report = _with_agreement(report, sim, qsim, inputs, list(incoming))
     return qsim, report
@@ -353,9 +410,12 @@ def _with_agreement(report: QuantizationReport, sim: Simulator, qsim: Simulator,
         fixed_rec = qsim.run(inputs, monitors=[Monitor(n, "spikes") for n in names]).records
     equal, total, per_pop, counts = 0, 0, {}, {}
     for n in names:
+        lag = report.latency_steps.get(n, 0)
         a, b = float_rec[n]["spikes"], fixed_rec[n]["spikes"].to(float_rec[n]["spikes"].dtype)
+        a, b = a[: a.shape[0] - lag], b[lag:]
         same = int((a == b).sum())
-        per_pop[n] = same / a.numel()
+        per_pop[n] = same / a.numel() if a.numel() else 1.0
         counts[n] = (int(a.sum()), int(b.sum()))
         equal, total = equal + same, total + a.numel()
-    return QuantizationReport(report.layers, report.populations, equal / total, per_pop, counts, report.warnings)
+    return QuantizationReport(report.layers, report.populations, equal / total if total else 1.0, per_pop, counts,
+                              report.warnings, report.latency_steps)

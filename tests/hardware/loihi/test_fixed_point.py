@@ -104,21 +104,25 @@ def test_parameter_ranges(kwargs, match):
     ((torch.tensor([[1]]), 0, 63), r"LoihiDense.delay must lie in \[0, 62\], got 63"),
     ((torch.ones(2, 3, dtype=torch.int8), 0, torch.tensor([1, 2, 3])), r"LoihiDense.delay must be an int or a tensor \[out\] = \[2\]"),
     ((torch.ones(3, dtype=torch.int8),), r"LoihiDense.weight_mant must be a \[out, in\] tensor"),
+    ((torch.ones(2, 3, dtype=torch.int8), 0, 0, 2), r"LoihiDense.latency must be 0 or 1"),
 ])
 def test_dense_ranges(args, match):
     with pytest.raises((ValueError, TypeError), match=match):
         LoihiDense(*args)
 
 
-def test_dense_output_is_the_exact_integer_sum_with_per_output_delays():
+@pytest.mark.parametrize("latency", [1, 0])
+def test_dense_output_is_the_exact_integer_sum_with_per_output_delays(latency):
     torch.manual_seed(0)
     m = torch.randint(-128, 128, (4, 6), dtype=torch.int8)
-    fc = LoihiDense(m, weight_exp=3, delay=torch.tensor([0, 1, 3, 0]))
+    fc = LoihiDense(m, weight_exp=3, delay=torch.tensor([0, 1, 3, 0]), latency=latency)
+    assert fc.delays().tolist() == [0, 1, 3, 0] and fc.max_delay == 3 and fc.latency == latency
     x = (torch.rand(6, 2, 6) < 0.5).float()
     out, state = fc.step_sequence(x, fc.initial_state(2), 0.0)
     undelayed = torch.einsum("tbi,ji->tbj", x.long(), m.long() << (3 + 6))
     assert out.dtype == torch.int64 and state.buffer.dtype == torch.int64
     for j, d in enumerate([0, 1, 3, 0]):
+        d += latency                      # the sum for neuron j arrives latency + delay_j steps late
         want = torch.cat([torch.zeros(d, 2, dtype=torch.long), undelayed[:6 - d, :, j]])
         assert torch.equal(out[:, :, j], want)
     stepped, state = [], fc.initial_state(2)
@@ -132,14 +136,15 @@ def test_population_in_the_simulator_equals_stepping_the_model_by_hand():
     torch.manual_seed(1)
     p = LoihiCubaParams(i_decay=1000, v_decay=300, v_th_mant=300, refractory_delay=1)
     m = torch.randint(-60, 128, (5, 8), dtype=torch.int8)
-    rec = LoihiDense(torch.randint(-128, 128, (5, 5), dtype=torch.int8), weight_exp=1)
+    rec = LoihiDense(torch.randint(-128, 128, (5, 5), dtype=torch.int8), weight_exp=1, latency=0)
     g = ns.Graph.sequential(8, ("fc", LoihiDense(m, weight_exp=2)), ("pop", ns.Population("loihi_cuba", 5, p)))
     g.add("rec", rec).connect("pop", "rec", back=True).connect("rec", "pop")
     x = (torch.rand(40, 3, 8) < 0.3).float()
     outs = {s: ns.Simulator(g, dt=1e-3, schedule=s).run(x).output for s in ("step", "layer")}
     state, prev, spikes = loihi_cuba_initial_state(p, (5,), 3), torch.zeros(3, 5), []
-    for t in range(40):
-        drive = (x[t].long() @ (m.long() << 8).t()) + (prev.long() @ (rec.weight_int() << 6).t())
+    for t in range(40):  # the input arrives one step late (latency 1); the back-edge is the loop's step
+        late = x[t - 1].long() if t > 0 else torch.zeros(3, 8, dtype=torch.long)
+        drive = (late @ (m.long() << 8).t()) + (prev.long() @ (rec.weight_int() << 6).t())
         prev, state = loihi_cuba_step(drive, state, p)
         spikes.append(prev)
     assert torch.equal(outs["step"], torch.stack(spikes)) and torch.equal(outs["layer"], outs["step"])

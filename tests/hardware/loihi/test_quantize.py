@@ -34,11 +34,21 @@ def records(sim, x, names=("lif", "out")):
     return {n: rec[n]["spikes"].float() for n in names}
 
 
-@pytest.mark.parametrize("integration", ["exact", "euler"])
-def test_quantized_network_spikes_like_the_float_one(integration):
+def aligned(a, b, lags):
+    """Float records ``a`` and quantised records ``b`` with ``b`` moved back by each lag."""
+    return ({n: a[n][: a[n].shape[0] - lags[n]] for n in a}, {n: b[n][lags[n]:] for n in b})
+
+
+@pytest.mark.parametrize("integration,timing", [("exact", "loihi"), ("euler", "loihi"), ("exact", "engine")])
+def test_quantized_network_spikes_like_the_float_one(integration, timing):
     sim, x = trained_like(integration), spikes_in()
-    qsim, report = quantize(sim, inputs=x)
-    a, b = records(sim, x), records(qsim, x)
+    qsim, report = quantize(sim, inputs=x, timing=timing)
+    # Loihi timing: each Dense on the forward path adds a step; the recurrent one (back-edge) none
+    expected_lags = {"lif": 1, "out": 2} if timing == "loihi" else {"lif": 0, "out": 0}
+    assert report.latency_steps == expected_lags
+    assert [qsim.graph.nodes[n].latency for n in ("fc1", "rec", "fc2")] == (
+        [1, 0, 1] if timing == "loihi" else [0, 0, 0])
+    a, b = aligned(records(sim, x), records(qsim, x), expected_lags)
     for n in ("lif", "out"):
         rate = float(a[n].mean())
         assert 0.02 < rate < 0.5, (n, rate)                 # an active network, not a silent one
@@ -46,14 +56,21 @@ def test_quantized_network_spikes_like_the_float_one(integration):
         # out 0.951 of all entries equal); each neuron's spike count stays within 2 of the float one
         count_float, count_fixed = a[n].sum(0), b[n].sum(0)
         assert float((count_float - count_fixed).abs().max()) <= 2, n
-        assert abs(float(count_float.sum() - count_fixed.sum())) <= 0.01 * float(count_float.sum()), n
+        # within 1.5 % in total (measured: at most 6 of 591, 1.0 %)
+        assert abs(float(count_float.sum() - count_fixed.sum())) <= 0.015 * float(count_float.sum()), n
     # measured 0.985 (exact) and 0.986 (euler)
     assert report.spike_agreement >= 0.97 and report.warnings == ()
+    if timing == "loihi":  # the two timings differ by the lags exactly, and the lags are real
+        loihi, engine = records(qsim, x), records(quantize(sim, timing="engine")[0], x)
+        for n, lag in expected_lags.items():
+            assert torch.equal(loihi[n][lag:], engine[n][: engine[n].shape[0] - lag]), n
+        assert not torch.equal(loihi["out"], engine["out"])
 
 
-def test_report_numbers_recompute_from_the_quantized_network():
+@pytest.mark.parametrize("timing", ["loihi", "engine"])
+def test_report_numbers_recompute_from_the_quantized_network(timing):
     sim, x = trained_like(), spikes_in(100, 2)
-    qsim, report = quantize(sim, inputs=x)
+    qsim, report = quantize(sim, inputs=x, timing=timing)
     for name, layer in report.layers.items():
         node, w = qsim.graph.nodes[name], sim.graph.nodes[name].weight.detach().double()
         assert isinstance(node, LoihiDense) and node.weight_exp == layer.weight_exp
@@ -71,7 +88,7 @@ def test_report_numbers_recompute_from_the_quantized_network():
         assert params.v_decay == round(4096 * (1 - float(a_mem)))
     assert report.populations["lif"].params.i_decay == 4096
     assert report.populations["out"].params.i_decay == round(4096 * (1 - torch.exp(torch.tensor(-0.2)).item()))
-    a, b = records(sim, x), records(qsim, x)
+    a, b = aligned(records(sim, x), records(qsim, x), report.latency_steps)
     equal = sum(int((a[n] == b[n]).sum()) for n in a)
     assert report.spike_agreement == equal / sum(a[n].numel() for n in a)
     assert report.spike_counts == {n: (int(a[n].sum()), int(b[n].sum())) for n in a}
@@ -100,7 +117,11 @@ def test_delays_map_to_per_output_axonal_delays():
     x = torch.zeros(6, 1, 2)
     x[0] = 1.0
     out, _ = fc.delay_line.step_sequence(x.long(), fc.delay_line.initial_state(1), 0.0)
-    assert out[:, 0].tolist() == [[0, 0], [1, 0], [0, 0], [0, 0], [0, 1], [0, 0]]
+    # axonal delays 1 and 4, after the one step of Loihi's latency
+    assert fc.latency == 1 and fc.delays().tolist() == [1, 4]
+    assert out[:, 0].tolist() == [[0, 0], [0, 0], [1, 0], [0, 0], [0, 0], [0, 1]]
+    with pytest.raises(ValueError, match="timing must be 'loihi' or 'engine'"):
+        quantize(ns.Simulator(g), timing="lava")
 
 
 def test_every_unmappable_node_is_listed_in_one_error():

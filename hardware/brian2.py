@@ -299,7 +299,9 @@ class _Builder:
         """The NeuronGroup of a population: equations, per-neuron parameters, start values."""
         b2, node, spec = self.b2, self.graph.nodes[name], self.specs[name]
         refractory = (spec.refractory_steps + 1) * self.dt * b2.second if spec.refractory_steps else False
-        group = b2.NeuronGroup(self.batch * self.size(name), spec.equations, threshold=spec.threshold,
+        # without a refractory period the flag would only make Brian2 warn that none was given
+        equations = spec.equations if refractory is not False else spec.equations.replace("(unless refractory)", "")
+        group = b2.NeuronGroup(self.batch * self.size(name), equations, threshold=spec.threshold,
                                reset=spec.reset, refractory=refractory, method=spec.method, clock=self.clock,
                                namespace={}, name=f"{name}*")
         for param, unit in spec.parameters.items():

@@ -166,9 +166,6 @@ def _weight_problems(name: str, node, w_int: torch.Tensor) -> List[Tuple[str, st
 
 
 def _population_problems(name: str, pop: Population, size: int) -> List[Tuple[str, str, str]]:
-    if pop.model.name != "loihi_cuba":
-        return [(name, "Population", f"neuron model {pop.model.name!r}; netx layers hold loihi_cuba neurons "
-                 "(quantize() maps lif / cuba_lif to it)")]
     p, problems = pop.params, []
     for key in ("i_decay", "v_decay", "v_th_mant"):
         if _scalar_int(getattr(p, key)) is None:
@@ -197,8 +194,24 @@ def _bias_values(p: LoihiCubaParams, size: int) -> Optional[torch.Tensor]:
     return netx.to(torch.int64)
 
 
+def _type_problems(graph: Graph) -> List[Tuple[str, str, str]]:
+    """Every node whose type has no netx layer (listed all at once, before the chain is walked)."""
+    problems = []
+    for name, node in graph.nodes.items():
+        if isinstance(node, Population):
+            if node.model.name != "loihi_cuba":
+                problems.append((name, "Population", f"neuron model {node.model.name!r}; netx layers hold "
+                                 "loihi_cuba neurons (quantize() maps lif / cuba_lif to it)"))
+        elif not isinstance(node, (LoihiDense, LoihiConv2d, Flatten)):
+            problems.append((name, type(node).__name__, "no netx layer for this node type (netx: LoihiDense, "
+                             "LoihiConv2d, Flatten and loihi_cuba populations; quantize() maps float networks)"))
+    return problems
+
+
 def _check_export(graph: Graph) -> _Chain:
-    problems: List[Tuple[str, str, str]] = []
+    problems = _type_problems(graph)
+    if problems:
+        raise UnsupportedNodesError(BACKEND, problems)
     chain = _walk(graph, problems)
     if chain is not None:
         for layer in chain.layers:

@@ -246,3 +246,27 @@ def test_cuba_lif_with_equal_time_constants_is_refused():
     with pytest.raises(UnsupportedNodesError, match="tau_syn == tau_mem: Brian2's exact solver divides"):
         to_brian2(sim)
     to_brian2(single("cuba_lif", ns.CubaLIFParams(tau_syn=10e-3, tau_mem=10e-3, integration="euler")))
+
+
+def test_no_refractory_warning_for_populations_without_a_refractory_period():
+    """Brian2 warns when equations say ``(unless refractory)`` but no refractory period is given;
+    a population without one gets equations without the flag (with one, the flag stays)."""
+    import logging
+    torch.manual_seed(0)
+    for steps, flagged in ((0, False), (2, True)):
+        g = ns.Graph.sequential(3, ("fc", ns.Dense(3, 2, weight=torch.ones(2, 3, dtype=torch.float64))),
+                                ("lif", ns.Population("lif", 2, ns.LIFParams(refractory_steps=steps))))
+        sim = ns.Simulator(g.to(torch.float64), dt=1e-3)
+        messages = []
+        handler = logging.Handler()
+        handler.emit = lambda record: messages.append(record.getMessage()) if record.levelno >= logging.WARNING else None
+        logger = logging.getLogger("brian2")
+        logger.addHandler(handler)
+        try:
+            built = to_brian2(sim, batch_size=1)
+            run_brian2(sim, {"input": torch.ones(5, 1, 3, dtype=torch.float64)})
+        finally:
+            logger.removeHandler(handler)
+        group = next(o for o in built.network.objects if type(o).__name__ == "NeuronGroup")
+        assert ("unless refractory" in str(group.user_equations)) is flagged
+        assert not [m for m in messages if "refractory" in m], messages

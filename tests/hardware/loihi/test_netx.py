@@ -157,8 +157,9 @@ def test_every_node_netx_cannot_carry_is_listed_before_anything_is_written(tmp_p
     assert any("no positive weight" in r for r in reasons["f2"]) and any("per-neuron v_th_mant" in r for r in reasons["p2"])
     assert list(tmp_path.iterdir()) == []
     float_net = ns.Simulator(ns.Graph.sequential(4, ("fc", ns.Dense(4, 3)), ("lif", ns.Population("lif", 3))))
-    with pytest.raises(UnsupportedNodesError, match="quantize"):
+    with pytest.raises(UnsupportedNodesError, match="quantize") as error:
         to_netx(float_net, tmp_path / "f.net")
+    assert [name for name, _, _ in error.value.problems] == ["fc", "lif"]
     branch = conv_delay_recurrent().graph
     branch.add("extra", ns.Flatten((4, 4, 4))).connect("p1", "extra")
     with pytest.raises(UnsupportedNodesError, match="a netx file is a chain"):

@@ -153,3 +153,27 @@ def test_report_written_from_the_command_line_in_a_subprocess(tmp_path):
     assert "<table" in report.read_text() and f"wrote {report}" in done.stdout
 
 
+
+
+def test_export_to_netx_and_conform_on_lava(tmp_path, capsys):
+    """The fixed-point example exports to a netx file that reads back as the same network, and
+    `conform --backends netx` runs it on Lava (lava-dl's own reader) with every spike equal."""
+    from neurosim.hardware.loihi import from_netx
+    from neurosim.hardware.loihi.netx_lava import LavaUnavailable, lava_environment
+    assert main(["export", "loihi", "--to", "netx", "-o", str(tmp_path / "net.net")]) == 0
+    sim, loaded = example_network("loihi"), from_netx(tmp_path / "net.net")
+    x = (torch.rand(30, 1, 20, generator=torch.Generator().manual_seed(0)) < 0.3).to(torch.float64)
+    with torch.no_grad():
+        a = sim.run(x, monitors=[ns.Monitor("lif2", "spikes")]).records["lif2"]["spikes"]
+        b = loaded.run(x, monitors=[ns.Monitor("layer2", "spikes")]).records["layer2"]["spikes"]
+    assert torch.equal(a.float(), b.float()) and int(a.sum()) > 0
+    assert main(["export", "feedforward", "--to", "netx", "-o", str(tmp_path / "float.net")]) == 2
+    assert "quantize" in capsys.readouterr().err and not (tmp_path / "float.net").exists()
+    try:
+        lava_environment()
+    except LavaUnavailable as why:
+        pytest.skip(str(why))
+    capsys.readouterr()
+    assert main(["conform", "loihi", "--backends", "netx", *FAST]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("netx"))
+    assert re.match(r"netx\s+4/4\s+\d+\s+0\s+0\s+none\s+0\s", row), row

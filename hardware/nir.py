@@ -7,8 +7,9 @@
   also reads files written by snnTorch (``convention="snntorch"``) and Norse (``"norse"``) with
   those libraries' implicit conventions (:mod:`neurosim.hardware.nir_conventions`), warning
   about what had to be assumed.
-* :func:`write_nir` / :func:`read_nir`: ``nir.write`` / ``nir.read`` (HDF5), the file written
-  under a temporary name and renamed.
+* :func:`write_nir` / :func:`read_nir`: ``nir.write`` / a checked reader of the same HDF5
+  layout (:mod:`neurosim.hardware.nir_files`), the file written under a temporary name and
+  renamed; bad files raise :class:`NIRFileError` naming the file, node and key.
 
 Example::
 
@@ -27,9 +28,11 @@ from neurosim.atomic import atomic_path
 
 from .nir_conventions import CONVENTIONS
 from .nir_export import NIR_EXPORT, to_nir
+from .nir_files import MissingNIRFileError, NIRFileError
 from .nir_import import BUILDERS, from_nir
 
-__all__ = ["to_nir", "from_nir", "write_nir", "read_nir", "NIR_EXPORT", "BUILDERS", "CONVENTIONS"]
+__all__ = ["to_nir", "from_nir", "write_nir", "read_nir", "NIR_EXPORT", "BUILDERS", "CONVENTIONS",
+           "NIRFileError", "MissingNIRFileError"]
 
 
 def write_nir(path, sim_or_graph) -> str:
@@ -42,7 +45,8 @@ def write_nir(path, sim_or_graph) -> str:
 
 
 def read_nir(path, convention: str = "neurosim", dt=None, reset=None):
-    """``from_nir(nir.read(path), ...)``: a Simulator from a NIR file (see :func:`from_nir`)."""
+    """A Simulator from the NIR file ``path`` (see :func:`from_nir`); a missing file raises
+    :class:`MissingNIRFileError` (a ``FileNotFoundError``), a bad one :class:`NIRFileError`."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"read_nir: no NIR file at {os.fspath(path)!r}")
+        raise MissingNIRFileError(path, "no NIR file at this path")
     return from_nir(path, convention=convention, dt=dt, reset=reset)

@@ -20,7 +20,8 @@ norse         1e-3     dt * tau (norse issue 411)   Euler; reset to v_reset = 0 
 ============  =======  ===========================  ===============================================
 
 Every library fires on ``v - v_threshold > 0`` with the input reaching the membrane in the same
-step (``input_same_step=True``).
+step (``input_same_step=True``). ``CubaLI`` is read like ``CubaLIF`` (its tau and w_in the same
+way) and ``I`` like ``IF``; neither library exports them (nor ``Threshold`` or ``Conv1d``).
 
 Example::
 
@@ -36,7 +37,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from neurosim.neurons import CubaLIFParams, IFParams, LIFParams, LIParams
+from neurosim.neurons import CubaLIFParams, CubaLIParams, IFParams, IntegratorParams, LIFParams, LIParams
 from neurosim.neurons.base import RESETS
 
 __all__ = ["Convention", "CONVENTIONS", "CONTRACT_KEY", "write_contract", "read_contract",
@@ -90,15 +91,15 @@ def as_value(array: np.ndarray, shape: Tuple[int, ...], where: str):
     array = np.asarray(array, dtype=np.float64)
     if array.size == 0:
         raise ValueError(f"{where}: empty parameter array")
-    flat = array.reshape(-1)
-    if np.all(flat == flat[0]):
-        return float(flat[0])
     try:
-        array = np.broadcast_to(array, shape)
+        broadcast = np.broadcast_to(array, shape)
     except ValueError:
         raise ValueError(f"{where}: parameter of shape {array.shape} does not broadcast to the "
                          f"population shape {shape}") from None
-    return torch.as_tensor(np.array(array), dtype=torch.get_default_dtype())
+    flat = array.reshape(-1)
+    if np.all(flat == flat[0]):
+        return float(flat[0])
+    return torch.as_tensor(np.array(broadcast), dtype=torch.get_default_dtype())
 
 
 def write_contract(params, model: str, dt: float) -> Dict[str, str]:
@@ -132,25 +133,37 @@ def read_contract(node, where: str = "") -> Dict[str, Any]:
     return contract
 
 
+#: the discrete choices each model has (the others do not apply to it)
+MODEL_CHOICES = {
+    "lif": tuple(NIR_DEFAULTS), "cuba_lif": tuple(NIR_DEFAULTS),
+    "if": ("reset", "refractory_steps", "input_same_step"),
+    "li": ("integration", "input_same_step"), "cuba_li": ("integration", "input_same_step"),
+    "integrator": ("input_same_step",),
+}
+
+
 def _discrete(contract: Dict[str, Any], convention: Convention, reset: Optional[str],
-              assumed: List[str], where: str) -> Dict[str, Any]:
-    """integration / reset / refractory_steps / input_same_step for one node."""
+              assumed: List[str], where: str, keys=tuple(NIR_DEFAULTS)) -> Dict[str, Any]:
+    """The discrete choices named in ``keys`` (of integration / reset / refractory_steps /
+    input_same_step) for one node; ``reset`` (the caller's override) applies when "reset" is one."""
     if contract:
-        choice = {k: contract[k] for k in NIR_DEFAULTS if k in contract}
+        choice = {k: contract[k] for k in keys if k in contract}
     elif convention.name == "neurosim":
-        choice = dict(NIR_DEFAULTS)
+        choice = {k: NIR_DEFAULTS[k] for k in keys}
         assumed.append(f"{where}: no neurosim contract, assumed " +
-                       ", ".join(f"{k}={v!r}" for k, v in NIR_DEFAULTS.items()))
+                       ", ".join(f"{k}={v!r}" for k, v in choice.items()))
     else:
-        choice = {"integration": convention.integration, "reset": convention.reset,
-                  "refractory_steps": 0, "input_same_step": True}
-        if reset is None:
+        every = {"integration": convention.integration, "reset": convention.reset,
+                 "refractory_steps": 0, "input_same_step": True}
+        choice = {k: every[k] for k in keys}
+        if reset is None and "reset" in keys:
             assumed.append(f"{where}: assumed reset={convention.reset!r} ({convention.note}); "
                            "pass reset= to choose another")
     if reset is not None:
         if reset not in RESETS:
             raise ValueError(f"from_nir: reset must be one of {RESETS}, got {reset!r}")
-        choice["reset"] = reset
+        if "reset" in keys:
+            choice["reset"] = reset
     return choice
 
 
@@ -161,35 +174,37 @@ def _tau(node, field: str, convention: Convention, dt: float) -> np.ndarray:
 
 def neuron_params(model: str, node, convention: Convention, dt: float, reset: Optional[str],
                   shape: Tuple[int, ...], where: str) -> Tuple[Any, List[str]]:
-    """The neurosim params of NIR neuron ``node`` (a ``nir.LIF``, ``CubaLIF``, ``IF`` or ``LI``)
-    read under ``convention`` with time step ``dt`` [s]; returns ``(params, assumptions)``.
+    """The neurosim params of NIR neuron ``node`` (a ``nir.LIF``, ``CubaLIF``, ``IF``, ``LI``,
+    ``CubaLI`` or ``I``) read under ``convention`` with time step ``dt`` [s]; returns
+    ``(params, assumptions)``.
 
     LIF / LI: ``tau_mem = tau`` (Norse: ``tau / dt``), ``r``, ``v_leak``, ``v_threshold``,
-    ``v_reset`` as written; IF: ``r``, ``v_threshold``, ``v_reset``. CubaLIF: ``w_in`` is
-    multiplied by ``dt / tau_syn`` for snnTorch (its ``w_in = tau_syn / dt`` means one unit of
-    input adds 1 to i under Euler)."""
+    ``v_reset`` as written; IF: ``r``, ``v_threshold``, ``v_reset``; I: ``r``. CubaLIF / CubaLI:
+    ``w_in`` is multiplied by ``dt / tau_syn`` for snnTorch (its ``w_in = tau_syn / dt`` means
+    one unit of input adds 1 to i under Euler). A parameter that does not broadcast to ``shape``
+    raises ``ValueError`` naming ``where`` and the NIR key."""
     assumed: List[str] = []
-    choice = _discrete(read_contract(node, where), convention, reset, assumed, where)
+    choice = _discrete(read_contract(node, where), convention, reset, assumed, where, MODEL_CHOICES[model])
 
-    def value(array):
-        return as_value(array, shape, where)
+    def value(key, array=None):
+        return as_value(as_array(getattr(node, key)) if array is None else array, shape, f"{where}, key {key!r}")
 
     if model == "if":
-        choice.pop("integration", None)
-        return IFParams(r=value(as_array(node.r)), v_threshold=value(as_array(node.v_threshold)),
-                        v_reset=value(as_array(node.v_reset)), **choice), assumed
+        return IFParams(r=value("r"), v_threshold=value("v_threshold"), v_reset=value("v_reset"), **choice), assumed
+    if model == "integrator":
+        return IntegratorParams(r=value("r"), **choice), assumed
     if model == "li":
-        for k in ("reset", "refractory_steps"):
-            choice.pop(k, None)
-        return LIParams(tau_mem=value(_tau(node, "tau", convention, dt)), v_leak=value(as_array(node.v_leak)),
-                        r=value(as_array(node.r)), **choice), assumed
-    common = dict(v_threshold=value(as_array(node.v_threshold)), v_leak=value(as_array(node.v_leak)),
-                  v_reset=value(as_array(node.v_reset)), r=value(as_array(node.r)))
+        return LIParams(tau_mem=value("tau", _tau(node, "tau", convention, dt)), v_leak=value("v_leak"),
+                        r=value("r"), **choice), assumed
     if model == "lif":
-        return LIFParams(tau_mem=value(_tau(node, "tau", convention, dt)), **common, **choice), assumed
+        return LIFParams(tau_mem=value("tau", _tau(node, "tau", convention, dt)), v_threshold=value("v_threshold"),
+                         v_leak=value("v_leak"), v_reset=value("v_reset"), r=value("r"), **choice), assumed
     tau_syn = _tau(node, "tau_syn", convention, dt)
     w_in = as_array(node.w_in)
     if convention.w_in_is_euler_gain:
         w_in = w_in * dt / tau_syn
-    return CubaLIFParams(tau_syn=value(tau_syn), tau_mem=value(_tau(node, "tau_mem", convention, dt)),
-                         w_in=value(w_in), **common, **choice), assumed
+    synaptic = dict(tau_syn=value("tau_syn", tau_syn), tau_mem=value("tau_mem", _tau(node, "tau_mem", convention, dt)),
+                    w_in=value("w_in", w_in), v_leak=value("v_leak"), r=value("r"))
+    if model == "cuba_li":
+        return CubaLIParams(**synaptic, **choice), assumed
+    return CubaLIFParams(**synaptic, v_threshold=value("v_threshold"), v_reset=value("v_reset"), **choice), assumed

@@ -11,16 +11,21 @@ each output node ``n``              ``nir.Output`` named ``output`` (one output)
 ``Dense`` (no delays)               ``Linear`` (``weight [out, in]``) or ``Affine`` (with bias)
 ``Sparse`` (no delays)              the same, with the dense ``[out, in]`` matrix of its synapses
 ``Conv2d``                          ``Conv2d`` (dilation 1, groups 1, zero bias when it has none)
+``Conv1d``                          ``Conv1d`` (stride, padding, dilation, groups; zero bias when none)
+``Threshold``                       ``Threshold`` (``threshold`` broadcast to the node shape)
 ``AvgPool2d``                       ``AvgPool2d``
 ``Flatten``                         ``Flatten`` (start_dim 0, end_dim -1 of the sample)
 ``Delay`` (d steps)                 ``Delay`` (``delay = d dt`` seconds, per element)
 ``Population`` lif/cuba_lif/if/li   ``LIF`` / ``CubaLIF`` / ``IF`` / ``LI``, parameters broadcast
+``Population`` cuba_li/integrator   ``CubaLI`` / ``I``
                                     to the population shape, and neurosim's discretisation
                                     contract under ``metadata["neurosim"]``
 ==================================  ==========================================================
 
 Edges keep their direction; the graph's ``metadata["neurosim"]`` holds ``dt`` and the list of
-back-edges (NIR has no such mark), so :func:`~neurosim.hardware.nir.from_nir` restores them.
+back-edges (NIR has no such mark), so :func:`~neurosim.hardware.nir.from_nir` restores them, and
+``metadata["neurosim_sha256"]`` a SHA-256 of all the rest (:func:`~neurosim.hardware.nir_files.graph_digest`),
+which the importer checks, so a file damaged on disk is refused instead of loading other values.
 Refused, with the reason, in one :class:`~neurosim.hardware.registry.UnsupportedNodesError`:
 projections with synaptic delays, other neuron models, MaxPool2d, plug-in blocks, and edges
 into ports other than ``input`` (COBA ``exc``/``inh``).
@@ -34,10 +39,11 @@ import nir
 import numpy as np
 import torch
 
-from neurosim import AvgPool2d, Conv2d, Delay, Dense, Flatten, Population, Sparse
+from neurosim import AvgPool2d, Conv1d, Conv2d, Delay, Dense, Flatten, Population, Sparse, Threshold
 from .registry import Backend, UnsupportedNodesError
 
 from .nir_conventions import CONTRACT_KEY, write_contract
+from .nir_files import DIGEST_KEY, graph_digest
 
 __all__ = ["NIR_EXPORT", "to_nir"]
 
@@ -51,6 +57,9 @@ NEURON_FIELDS = {
                                "v_threshold": "v_threshold", "v_reset": "v_reset", "w_in": "w_in"}),
     "if": (nir.IF, {"r": "r", "v_threshold": "v_threshold", "v_reset": "v_reset"}),
     "li": (nir.LI, {"tau": "tau_mem", "r": "r", "v_leak": "v_leak"}),
+    "cuba_li": (nir.CubaLI, {"tau_syn": "tau_syn", "tau_mem": "tau_mem", "r": "r", "v_leak": "v_leak",
+                             "w_in": "w_in"}),
+    "integrator": (nir.I, {"r": "r"}),
 }
 
 
@@ -90,6 +99,21 @@ def _conv2d(name, node: Conv2d, dt):
     bias = _numpy(node.bias) if node.bias is not None else np.zeros(node.out_channels)
     return nir.Conv2d(input_shape=(h, w), weight=_numpy(node.weight), stride=node.stride,
                       padding=node.padding, dilation=(1, 1), groups=1, bias=bias)
+
+
+@NIR_EXPORT.register(Conv1d)
+def _conv1d(name, node: Conv1d, dt):
+    bias = _numpy(node.bias) if node.bias is not None else np.zeros(node.out_channels)
+    conv = nir.Conv1d(input_shape=node.in_shapes["input"][1], weight=_numpy(node.weight), stride=node.stride,
+                      padding=node.padding, dilation=node.dilation, groups=node.groups, bias=bias)
+    # nir 1.0 takes the input channels from weight.shape[1], which is C_in / groups: set the true type
+    conv.input_type = {"input": np.array(node.in_shapes["input"])}
+    return conv
+
+
+@NIR_EXPORT.register(Threshold)
+def _threshold(name, node: Threshold, dt):
+    return nir.Threshold(threshold=_numpy(node.v_threshold, node.out_shape))
 
 
 @NIR_EXPORT.register(AvgPool2d)
@@ -170,4 +194,6 @@ def to_nir(sim) -> nir.NIRGraph:
     metadata = {CONTRACT_KEY: json.dumps({
         "dt": dt, "back_edges": [[e.source, e.target] for e in graph.edges if e.back],
         "outputs": outputs}, sort_keys=True)}
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=True)   # fills pooling types
+    exported = nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=True)   # fills pooling types
+    exported.metadata[DIGEST_KEY] = graph_digest(exported)
+    return exported

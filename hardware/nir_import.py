@@ -16,6 +16,13 @@ Steps, each checked before anything is built:
 
 Top-level ``Input`` nodes become graph inputs of the same (sanitised) name, the predecessors
 of ``Output`` nodes the graph's outputs.
+
+Bad input raises :class:`~neurosim.hardware.nir_files.NIRFileError` naming the file, the node and
+the key, before the network is returned: a missing, non-HDF5, truncated or damaged file, an
+unknown node type, a missing key, an array of the wrong rank, an edge naming a node the graph
+does not have, connected nodes whose shapes differ, and, for files neurosim wrote, any change of
+content (the SHA-256 in ``metadata["neurosim_sha256"]``). Files from other libraries carry no
+checksum: a flipped byte inside one of their weights cannot be detected and loads as it reads.
 """
 from __future__ import annotations
 
@@ -27,25 +34,25 @@ import nir
 import numpy as np
 import torch
 
-from neurosim import AvgPool2d, Conv2d, Delay, Dense, Flatten, Graph, Population, Simulator, Sparse
+from neurosim import (AvgPool2d, Conv1d, Conv2d, Delay, Dense, Flatten, Graph, Population, Simulator, Sparse,
+                      Threshold)
 from neurosim.graph import strongly_connected_components
+from neurosim.neurons.base import RESETS
 
-from .nir_conventions import CONVENTIONS, as_array, neuron_params, read_contract
+from .nir_conventions import CONVENTIONS, as_array, as_value, neuron_params, read_contract
+from .nir_files import NIRFileError, check_digest, read_graph_file
 from .registry import UnsupportedNodesError
 
-__all__ = ["from_nir", "BUILDERS", "NEURONS"]
+__all__ = ["from_nir", "BUILDERS", "NEURONS", "NIRFileError"]
 
 #: NIR neuron class -> neurosim model name
-NEURONS = {nir.LIF: "lif", nir.CubaLIF: "cuba_lif", nir.IF: "if", nir.LI: "li"}
+NEURONS = {nir.LIF: "lif", nir.CubaLIF: "cuba_lif", nir.IF: "if", nir.LI: "li", nir.CubaLI: "cuba_li",
+           nir.I: "integrator"}
 
-#: NIR classes neurosim cannot build yet, and why (also refused: Conv2d with dilation or groups,
-#: Scale on more than one axis, Flatten of part of a sample, delays off the dt grid)
-MISSING = {
-    nir.CubaLI: "neurosim has no current-based leaky integrator model (CubaLI)",
-    nir.I: "neurosim has no integrator model without threshold (I)",
-    nir.Threshold: "neurosim has no stateless Threshold node",
-    nir.Conv1d: "neurosim has no Conv1d node",
-}
+#: NIR classes neurosim cannot build yet, and why (none today; refused per node: Conv2d with
+#: dilation or groups, Scale on more than one axis, Flatten of part of a sample, delays off the
+#: dt grid, Conv1d with padding "same" that is not symmetric)
+MISSING: Dict[type, str] = {}
 
 
 class _Context:
@@ -75,20 +82,82 @@ def _tensor(value) -> torch.Tensor:
     return torch.as_tensor(as_array(value), dtype=torch.get_default_dtype())
 
 
+def _ranked(node, key: str, rank: int, where: str, layout: str) -> torch.Tensor:
+    """``node.<key>`` as a tensor of exactly ``rank`` axes, else ValueError naming the key."""
+    value = _tensor(getattr(node, key))
+    if value.dim() != rank or value.numel() == 0:
+        raise ValueError(f"{where}, key {key!r}: must be a {rank}-d array {layout}, got shape {tuple(value.shape)}")
+    return value
+
+
+def _bias(node, out: int, where: str) -> torch.Tensor:
+    bias = _tensor(node.bias)
+    if bias.dim() > 1 or bias.numel() != out:
+        raise ValueError(f"{where}, key 'bias': must hold {out} values (one per output), got shape "
+                         f"{tuple(bias.shape)}")
+    return bias.reshape(-1)
+
+
+def _int(value, where: str, field: str, minimum: int = 0) -> int:
+    values = np.asarray(value).reshape(-1)
+    if values.size != 1 or not float(values[0]).is_integer() or int(values[0]) < minimum:
+        raise ValueError(f"{where}, key {field!r}: must be one integer >= {minimum}, got {value!r}")
+    return int(values[0])
+
+
 def _build_affine(node, in_shape, where, ctx):
-    weight = _tensor(node.weight)
-    if weight.dim() != 2:
-        raise ValueError(f"{where}: weight must be [out, in], got shape {tuple(weight.shape)}")
+    weight = _ranked(node, "weight", 2, where, "[out, in]")
     bias = getattr(node, "bias", None)
     dense = Dense(weight.shape[1], weight.shape[0], bias=bias is not None, weight=weight)
     if bias is not None:
         with torch.no_grad():
-            dense.bias.copy_(_tensor(bias).reshape(-1))
+            dense.bias.copy_(_bias(node, weight.shape[0], where))
     return dense
 
 
+def _build_conv1d(node, in_shape, where, ctx):
+    """NIR Conv1d -> Conv1d; ``padding="valid"`` is 0, ``"same"`` the symmetric padding that keeps
+    the length (stride 1 and an even ``dilation (k - 1)`` only)."""
+    weight = _ranked(node, "weight", 3, where, "[C_out, C_in / groups, k]")
+    stride, dilation = _int(node.stride, where, "stride", 1), _int(node.dilation, where, "dilation", 1)
+    groups = _int(node.groups, where, "groups", 1)
+    kernel = weight.shape[2]
+    padding = node.padding
+    if isinstance(padding, str):
+        total = dilation * (kernel - 1)
+        if padding == "valid":
+            padding = 0
+        elif padding == "same" and stride == 1 and total % 2 == 0:
+            padding = total // 2
+        else:
+            raise ValueError(f"{where}, key 'padding': {padding!r} is not supported here (neurosim pads "
+                             f"symmetrically; give an integer)")
+    padding = _int(padding, where, "padding")
+    if in_shape is None:
+        if node.input_shape is None:
+            raise ValueError(f"{where}, key 'input_shape': the input length is unknown (no input_shape, "
+                             "no predecessor)")
+        in_shape = (weight.shape[1] * groups, _int(node.input_shape, where, "input_shape", 1))
+    bias = _bias(node, weight.shape[0], where)
+    conv = Conv1d(in_shape, weight.shape[0], kernel, stride=stride, padding=padding, dilation=dilation,
+                  groups=groups, bias=bool(torch.any(bias != 0)), weight=weight)
+    if conv.bias is not None:
+        with torch.no_grad():
+            conv.bias.copy_(bias)
+    return conv
+
+
+def _build_threshold(node, in_shape, where, ctx):
+    """NIR Threshold -> Threshold (fires on ``x > threshold``, as NIR defines it)."""
+    threshold = as_array(node.threshold)
+    shape = in_shape or tuple(threshold.shape)
+    if not shape:
+        raise ValueError(f"{where}, key 'threshold': the shape is unknown (a scalar, no predecessor)")
+    return Threshold(shape, as_value(threshold, shape, f"{where}, key 'threshold'"))
+
+
 def _build_conv2d(node, in_shape, where, ctx):
-    weight = _tensor(node.weight)
+    weight = _ranked(node, "weight", 4, where, "[C_out, C_in, k_h, k_w]")
     if _pair(node.dilation, where, "dilation") != (1, 1) or int(node.groups) != 1:
         raise ValueError(f"{where}: neurosim's Conv2d has no dilation or groups "
                          f"(got dilation={node.dilation!r}, groups={node.groups!r})")
@@ -96,7 +165,7 @@ def _build_conv2d(node, in_shape, where, ctx):
         if node.input_shape is None:
             raise ValueError(f"{where}: the input shape is unknown (no input_shape, no predecessor)")
         in_shape = (weight.shape[1], *_pair(node.input_shape, where, "input_shape"))
-    bias = _tensor(node.bias).reshape(-1)
+    bias = _bias(node, weight.shape[0], where)
     conv = Conv2d(in_shape, weight.shape[0], tuple(weight.shape[2:]), stride=_pair(node.stride, where, "stride"),
                   padding=_pair(node.padding, where, "padding"), bias=bool(torch.any(bias != 0)), weight=weight)
     if conv.bias is not None:
@@ -171,7 +240,8 @@ def _build_neuron(node, in_shape, where, ctx):
 
 #: NIR node class -> ``builder(node, in_shape or None, where, context) -> neurosim Node``
 BUILDERS: Dict[type, Callable] = {
-    nir.Affine: _build_affine, nir.Linear: _build_affine, nir.Conv2d: _build_conv2d,
+    nir.Affine: _build_affine, nir.Linear: _build_affine, nir.Conv2d: _build_conv2d, nir.Conv1d: _build_conv1d,
+    nir.Threshold: _build_threshold,
     nir.AvgPool2d: _build_avgpool, nir.Flatten: _build_flatten, nir.Delay: _build_delay,
     nir.Scale: _build_scale, nir.SumPool2d: _build_sumpool,
     **{cls: _build_neuron for cls in NEURONS},
@@ -179,13 +249,19 @@ BUILDERS: Dict[type, Callable] = {
 
 
 # ---------------------------------------------------------------------------- graph structure
-def _flatten_graph(graph: nir.NIRGraph, prefix: str = ""):
+def _flatten_graph(graph: nir.NIRGraph, prefix: str = "", file=None):
     """(nodes {path: node}, edges [(src, dst)], io {path: "input"|"output"} of nested graphs)."""
     nodes, edges, passthrough = {}, [], set()
+    graph_name = prefix[:-1] or "(top-level graph)"
+    for src, dst in graph.edges:
+        for end in (src, dst):
+            if end not in graph.nodes:
+                raise NIRFileError(file, f"edge ({src!r}, {dst!r}) names node {end!r}, which the graph does not have "
+                                         f"(nodes: {sorted(graph.nodes)})", graph_name, "edges")
     for name, node in graph.nodes.items():
         path = prefix + name
         if isinstance(node, nir.NIRGraph):
-            sub_nodes, sub_edges, sub_pass = _flatten_graph(node, path + ".")
+            sub_nodes, sub_edges, sub_pass = _flatten_graph(node, path + ".", file)
             nodes.update(sub_nodes)
             edges.extend(sub_edges)
             passthrough |= sub_pass
@@ -200,8 +276,8 @@ def _flatten_graph(graph: nir.NIRGraph, prefix: str = ""):
             kind = nir.Input if incoming else nir.Output
             ports = [prefix + name + "." + k for k, n in node.nodes.items() if isinstance(n, kind)]
             if len(ports) != 1:
-                raise ValueError(f"NIR edge names subgraph {prefix + name!r}, which has {len(ports)} "
-                                 f"{kind.__name__} nodes; name one of them ({ports})")
+                raise NIRFileError(file, f"an edge names subgraph {prefix + name!r}, which has {len(ports)} "
+                                         f"{kind.__name__} nodes; name one of them ({ports})", graph_name, "edges")
             return ports
         return [prefix + name]
 
@@ -251,13 +327,40 @@ def _back_edges(nodes, edges, listed: Optional[List[List[str]]]) -> Tuple[set, L
     return back, problems
 
 
-def _read_graph(graph_or_path) -> nir.NIRGraph:
+def _read_graph(graph_or_path) -> Tuple[nir.NIRGraph, Optional[str]]:
+    """(graph, file name or None), the digest checked (shapes are checked while building)."""
     if isinstance(graph_or_path, nir.NIRGraph):
-        return graph_or_path
+        graph, file = graph_or_path, None
+    else:
+        file = str(graph_or_path)
+        graph = read_graph_file(file)
+    check_digest(graph, file)
+    return graph, file
+
+
+def _shape_of(node) -> Optional[Tuple[int, ...]]:
+    """The shape an Output node declares, or None when it declares none."""
     try:
-        return nir.read(str(graph_or_path), type_check=False)   # shapes are checked here
-    except (OSError, KeyError, ValueError) as err:
-        raise ValueError(f"from_nir: cannot read the NIR file {str(graph_or_path)!r}: {err}") from err
+        shape = _shape(node.output_type["output"])
+    except (TypeError, ValueError, KeyError):
+        return None
+    return shape or None
+
+
+def _check_shapes(edges, shapes, g, names, compute, outputs, nodes, file) -> None:
+    """Every edge joins equal shapes: the source's output and the target's input."""
+    for s, d in edges:
+        if d in compute:
+            want = g.nodes[names[d]].in_shapes["input"]
+        elif d in outputs:
+            want = _shape_of(nodes[d])
+            if want is None or int(np.prod(want)) == int(np.prod(shapes[s])) and len(want) != len(shapes[s]):
+                continue      # undeclared, or the same elements with a batch-like extra axis
+        else:
+            continue
+        if tuple(shapes[s]) != tuple(want):
+            raise NIRFileError(file, f"its input shape {tuple(want)} differs from the output shape "
+                                     f"{tuple(shapes[s])} of node {s!r} connected to it", d, "input")
 
 
 def from_nir(graph_or_path, convention: str = "neurosim", dt: Optional[float] = None,
@@ -271,14 +374,28 @@ def from_nir(graph_or_path, convention: str = "neurosim", dt: Optional[float] = 
     convention's time step; ``reset`` overrides the reset mode of every spiking neuron. What had
     to be assumed is reported in one ``UserWarning``.
 
-    Raises ``ValueError`` for a bad file, convention, parameter or structure (naming the node),
-    and :class:`~neurosim.hardware.registry.UnsupportedNodesError` listing every NIR node that
-    neurosim cannot build, before building anything."""
+    Raises ``ValueError`` for a bad ``convention``, ``dt`` or ``reset`` argument;
+    :class:`~neurosim.hardware.nir_files.NIRFileError` (a ``ValueError`` naming the file, node and
+    key; ``MissingNIRFileError``, also a ``FileNotFoundError``, for no file) for a bad file,
+    parameter or structure (see the module docstring); and
+    :class:`~neurosim.hardware.registry.UnsupportedNodesError` listing every NIR node that
+    neurosim cannot build. All before returning anything."""
     if convention not in CONVENTIONS:
         raise ValueError(f"from_nir: convention must be one of {sorted(CONVENTIONS)}, got {convention!r}")
-    if dt is not None and not (isinstance(dt, (int, float)) and dt > 0):
+    if dt is not None and not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and dt > 0):
         raise ValueError(f"from_nir: dt must be a positive number of seconds, got {dt!r}")
-    graph = _read_graph(graph_or_path)
+    if reset is not None and reset not in RESETS:
+        raise ValueError(f"from_nir: reset must be one of {RESETS}, got {reset!r}")
+    graph, file = _read_graph(graph_or_path)
+    try:
+        return _from_graph(graph, file, convention, dt, reset)
+    except (NIRFileError, UnsupportedNodesError):
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, AssertionError, RuntimeError) as e:
+        raise NIRFileError(file, f"{type(e).__name__}: {e}") from None
+
+
+def _from_graph(graph: nir.NIRGraph, file, convention: str, dt, reset) -> Simulator:
     conv = CONVENTIONS[convention]
     meta = read_contract(graph, "graph") if convention == "neurosim" else {}
     assumed: List[str] = []
@@ -291,9 +408,12 @@ def from_nir(graph_or_path, convention: str = "neurosim", dt: Optional[float] = 
             assumed.append(f"assumed {convention}'s dt = {dt:g} s (pass dt= if the model used another)")
     elif "dt" in meta and float(meta["dt"]) != float(dt):
         assumed.append(f"the file was exported with dt = {meta['dt']:g} s; simulating with dt = {dt:g} s")
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not dt > 0:
+        raise NIRFileError(file, f"the time step must be a positive number of seconds, got {dt!r}", None,
+                           "metadata/neurosim")
     dt = float(dt)
 
-    nodes, edges, passthrough = _flatten_graph(graph)
+    nodes, edges, passthrough = _flatten_graph(graph, file=file)
     nodes, edges = _contract(nodes, edges, passthrough)
     problems = [(name, type(node).__name__, MISSING.get(type(node), f"no neurosim builder for NIR {type(node).__name__}"))
                 for name, node in nodes.items()
@@ -311,8 +431,11 @@ def from_nir(graph_or_path, convention: str = "neurosim", dt: Optional[float] = 
     g = Graph()
     shapes: Dict[str, Tuple[int, ...]] = {}
     for path in inputs:
-        shapes[path] = _shape(nodes[path].input_type["input"])
-        g.add_input(names[path], shapes[path])
+        try:
+            shapes[path] = _shape(nodes[path].input_type["input"])
+            g.add_input(names[path], shapes[path])
+        except (TypeError, ValueError, KeyError) as e:
+            raise NIRFileError(file, f"not a valid input shape: {e}", path, "shape") from None
     forward = [(s, d) for s, d in edges if (s, d) not in back and d in compute]
     order_problems = list(loop_problems)
     pending, built = dict(compute), set(inputs)
@@ -325,14 +448,21 @@ def from_nir(graph_or_path, convention: str = "neurosim", dt: Optional[float] = 
         for path in ready:
             preds = [s for s, d in forward if d == path]
             in_shape = shapes[preds[0]] if preds else None
-            where = f"NIR node {path!r} ({type(pending[path]).__name__})"
-            node = BUILDERS[type(pending[path])](pending[path], in_shape, where, ctx)
+            kind = type(pending[path]).__name__
+            where = f"NIR {kind} node {path!r}"
+            try:
+                node = BUILDERS[type(pending[path])](pending[path], in_shape, where, ctx)
+            except (NIRFileError, UnsupportedNodesError):
+                raise
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as e:
+                raise NIRFileError(file, f"cannot build it: {e}", path) from None
             shapes[path] = node.out_shape
             g.add(names[path], node)
             built.add(path)
             del pending[path]
     if order_problems:
-        raise ValueError("from_nir: " + "; ".join(order_problems))
+        raise NIRFileError(file, "; ".join(order_problems), None, "edges")
+    _check_shapes(edges, shapes, g, names, compute, outputs, nodes, file)
     for s, d in edges:
         if d in compute:
             g.connect(names[s], names[d], back=(s, d) in back)
@@ -342,5 +472,5 @@ def from_nir(graph_or_path, convention: str = "neurosim", dt: Optional[float] = 
     assumed.extend(ctx.assumed)
     if assumed:
         warnings.warn(f"from_nir (convention={convention!r}): " + "; ".join(dict.fromkeys(assumed)),
-                      UserWarning, stacklevel=2)
+                      UserWarning, stacklevel=3)
     return Simulator(g, dt=dt)

@@ -38,8 +38,9 @@ from torch import nn
 
 from neurosim.neurons.base import get_neuron_model
 from neurosim.population import Population
-from neurosim.projections import AvgPool2d, Conv2d, Delay, Dense, Flatten, MaxPool2d, Sparse
+from neurosim.projections import AvgPool2d, Conv1d, Conv2d, Delay, Dense, Flatten, MaxPool2d, Sparse
 from neurosim.surrogate import available_surrogates, get_surrogate
+from neurosim.threshold import Threshold
 
 from .registry import Backend
 
@@ -264,6 +265,31 @@ def _surrogate_name(surrogate) -> Optional[str]:
     return next((n for n in available_surrogates() if type(get_surrogate(n)) is type(surrogate)), None)
 
 
+def _surrogate_supports(surrogate) -> Optional[str]:
+    if _surrogate_name(surrogate) is None:
+        return f"its surrogate {type(surrogate).__name__} is not registered (register_surrogate)"
+    for f in dataclasses.fields(surrogate):
+        if not isinstance(getattr(surrogate, f.name), _JSON_SCALARS):
+            return f"surrogate field {f.name!r} holds a {type(getattr(surrogate, f.name)).__name__}"
+    return None
+
+
+def _surrogate_config(surrogate) -> Dict[str, Any]:
+    return {"name": _surrogate_name(surrogate), "fields": dataclasses.asdict(surrogate)}
+
+
+def _surrogate_argument(config):
+    surrogate = need(config, "surrogate", dict, "a mapping with name and fields")
+    kind = need(surrogate, "name", str, "a registered surrogate name")
+    if kind not in available_surrogates():
+        raise NodeSpecError("surrogate", f"unknown surrogate {kind!r}; registered: {available_surrogates()}")
+    fields = need(surrogate, "fields", dict, "a mapping of the surrogate's fields")
+    try:
+        return type(get_surrogate(kind))(**fields)
+    except (TypeError, ValueError) as e:
+        raise NodeSpecError("surrogate", str(e)) from None
+
+
 def _population_supports(node: Population) -> Optional[str]:
     try:
         registered = get_neuron_model(node.model.name)
@@ -271,11 +297,9 @@ def _population_supports(node: Population) -> Optional[str]:
         registered = None
     if registered is not node.model:
         return f"its neuron model {node.model.name!r} is not the one registered under that name"
-    if _surrogate_name(node.surrogate) is None:
-        return f"its surrogate {type(node.surrogate).__name__} is not registered (register_surrogate)"
-    for f in dataclasses.fields(node.surrogate):
-        if not isinstance(getattr(node.surrogate, f.name), _JSON_SCALARS):
-            return f"surrogate field {f.name!r} holds a {type(getattr(node.surrogate, f.name)).__name__}"
+    reason = _surrogate_supports(node.surrogate)
+    if reason:
+        return reason
     for f in dataclasses.fields(node.params):
         value = getattr(node.params, f.name)
         if not isinstance(value, (torch.Tensor, *_JSON_SCALARS)):
@@ -290,8 +314,7 @@ def _describe_population(node: Population):
     return {"model": node.model.name, "shape": list(node.out_shape),
             "params": {k: v for k, v in values.items() if not isinstance(v, torch.Tensor)},
             "tensor_params": [k for k, v in values.items() if isinstance(v, torch.Tensor)],
-            "trainable": list(node.trainable),
-            "surrogate": {"name": _surrogate_name(surrogate), "fields": dataclasses.asdict(surrogate)}}, {}
+            "trainable": list(node.trainable), "surrogate": _surrogate_config(surrogate)}, {}
 
 
 def _build_population(config, tensors) -> Population:
@@ -302,20 +325,12 @@ def _build_population(config, tensors) -> Population:
         raise NodeSpecError("model", str(e).strip('"')) from None
     params = need(config, "params", dict, "a mapping of parameter values")
     tensor_params = need(config, "tensor_params", list, "a list of parameter names")
-    surrogate = need(config, "surrogate", dict, "a mapping with name and fields")
-    kind = need(surrogate, "name", str, "a registered surrogate name")
-    if kind not in available_surrogates():
-        raise NodeSpecError("surrogate", f"unknown surrogate {kind!r}; registered: {available_surrogates()}")
-    fields = need(surrogate, "fields", dict, "a mapping of the surrogate's fields")
+    surrogate = _surrogate_argument(config)
     try:
         values = {**params, **{n: need_tensor(tensors, n) for n in tensor_params}}
         params = model.params_type(**values)
     except (TypeError, ValueError) as e:
         raise NodeSpecError("params", str(e)) from None
-    try:
-        surrogate = type(get_surrogate(kind))(**fields)
-    except (TypeError, ValueError) as e:
-        raise NodeSpecError("surrogate", str(e)) from None
     return Population(model, need_ints(config, "shape"), params, trainable=need(config, "trainable", list, "a list"),
                       surrogate=surrogate)
 
@@ -354,6 +369,29 @@ def _build_conv(config, tensors) -> Conv2d:
                   need_ints(config, "padding", 2), bias=need(config, "bias", bool, "a bool"))
 
 
+def _describe_conv1d(node: Conv1d):
+    return {"in_shape": list(node.in_shapes["input"]), "out_channels": node.out_channels,
+            "kernel_size": node.kernel_size, "stride": node.stride, "padding": node.padding,
+            "dilation": node.dilation, "groups": node.groups, "bias": node.bias is not None}, {}
+
+
+def _build_conv1d(config, tensors) -> Conv1d:
+    return Conv1d(need_ints(config, "in_shape", 2), *(need(config, k, int, "an int") for k in
+                  ("out_channels", "kernel_size", "stride", "padding", "dilation", "groups")),
+                  bias=need(config, "bias", bool, "a bool"))
+
+
+def _describe_threshold(node: Threshold):
+    return {"shape": list(node.out_shape), "trainable": node.trainable,
+            "surrogate": _surrogate_config(node.surrogate)}, {}
+
+
+def _build_threshold(config, tensors) -> Threshold:
+    # the saved v_threshold (shape and dtype) builds the node, so the state dict fits it exactly
+    return Threshold(need_ints(config, "shape"), need_tensor(tensors, "v_threshold"),
+                     surrogate=_surrogate_argument(config), trainable=need(config, "trainable", bool, "a bool"))
+
+
 def _describe_pool(node):
     return {"in_shape": list(node.in_shapes["input"]), "kernel_size": list(node.kernel_size),
             "stride": list(node.stride), "padding": list(node.padding)}, {}
@@ -387,6 +425,9 @@ register_node_spec(Population, _describe_population, _build_population, supports
 register_node_spec(Dense, _describe_projection, _build_dense)
 register_node_spec(Sparse, _describe_projection, _build_sparse)
 register_node_spec(Conv2d, _describe_conv, _build_conv)
+register_node_spec(Conv1d, _describe_conv1d, _build_conv1d)
+register_node_spec(Threshold, _describe_threshold, _build_threshold,
+                   supports=lambda node: _surrogate_supports(node.surrogate))
 register_node_spec(MaxPool2d, _describe_pool, _pool_builder(MaxPool2d))
 register_node_spec(AvgPool2d, _describe_pool, _pool_builder(AvgPool2d))
 register_node_spec(Flatten, _describe_flatten, _build_flatten)

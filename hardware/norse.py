@@ -10,16 +10,20 @@ neurosim node               Norse / torch counterpart        refused settings (w
 Population ``lif``          ``LIFBoxCell``                   ``refractory_steps > 0``
 Population ``cuba_lif``     ``LIFCell`` / ``LIFRefracCell``  ``reset="subtract"``
 Population ``li``           ``LIBoxCell``                    none
+Population ``cuba_li``      ``LICell``                       none
 Population ``if``           ``IAFCell``                      ``reset="subtract"``, refractory
 Dense                       ``nn.Linear`` (+ uniform delay)  per-synapse delays
 Sparse                      ``nn.Linear`` of ``to_dense()``  per-synapse delays
 Conv2d                      ``nn.Conv2d``                    none
+Conv1d                      ``nn.Conv1d``                    none
+Threshold                   Norse's ``threshold(x - v_th)``  none
 MaxPool2d, AvgPool2d        ``nn.MaxPool2d``, ``nn.AvgPool2d``  none
 Flatten                     ``nn.Flatten(start_dim=1)``      none
 Delay                       a shift                          per-element delays
 ==========================  ===============================  ======================================
 
-Every other node (other neuron models, plug-in blocks) is refused. All refusals of a network
+Every other node (other neuron models, among them ``integrator``: Norse has no integrator
+without threshold and reset; plug-in blocks) is refused. All refusals of a network
 come in one :class:`~neurosim.hardware.registry.UnsupportedNodesError`, before anything is built.
 
 Parameter conversion. Norse integrates with forward Euler, ``v <- v + dt/tau' (v_leak' - v + i')``
@@ -30,7 +34,10 @@ for ``integration="exact"``, ``1 - dt/tau`` for ``"euler"``) maps exactly with
 (neurosim: ``i[t] = a_syn i[t-1] + w_in x[t]``, ``v[t] = v_leak + (v - v_leak) a_mem + c r i[t]``)
 maps to ``LIFCell`` (``i' <- i' + x'``; Euler ``v``; ``i' <- (1 - dt/tau_syn') i'``) with
 ``1/tau_syn' = (1 - a_syn)/dt``, ``1/tau_mem' = (1 - a_mem)/dt`` and Norse's current
-``i' = g i``, ``g = c r / (1 - a_mem)``, fed ``x' = g w_in x`` (Euler: ``g = r``). IF maps to
+``i' = g i``, ``g = c r / (1 - a_mem)``, fed ``x' = g w_in x`` (Euler: ``g = r``); CubaLI maps to
+``LICell`` (``i' <- i' + x'``; Euler ``v``; ``i' <- (1 - dt/tau_syn') i'``) with the same
+conversion. Threshold is Norse's own ``threshold(x - v_th, "super", 100)`` (forward H, 1 where
+> 0, as in neurosim). IF maps to
 ``IAFCell`` (``v <- v + x'``) with ``x' = (dt r) I``, the very product neurosim computes.
 Resets: ``"zero"`` is Norse's reset to value with ``v_reset' = 0``; ``"value"`` likewise with
 ``v_reset``; LIF's ``"subtract"`` uses ``reset_subtract`` (``v - v_th'``) on potentials shifted by
@@ -66,12 +73,15 @@ import torch
 from torch import nn
 
 from norse.torch.functional.iaf import IAFFeedForwardState, IAFParameters
+from norse.torch.functional.leaky_integrator import LIParameters, LIState
 from norse.torch.functional.leaky_integrator_box import LIBoxParameters, LIBoxState
 from norse.torch.functional.lif import LIFFeedForwardState, LIFParameters
 from norse.torch.functional.lif_box import LIFBoxFeedForwardState, LIFBoxParameters
 from norse.torch.functional.lif_refrac import LIFRefracFeedForwardState, LIFRefracParameters
 from norse.torch.functional.reset import reset_subtract, reset_value
+from norse.torch.functional.threshold import threshold as norse_threshold
 from norse.torch.module.iaf import IAFCell
+from norse.torch.module.leaky_integrator import LICell
 from norse.torch.module.leaky_integrator_box import LIBoxCell
 from norse.torch.module.lif import LIFCell
 from norse.torch.module.lif_box import LIFBoxCell
@@ -81,8 +91,9 @@ from neurosim.graph import _NodeDict
 from neurosim.neurons.base import decay_factor
 from neurosim.neurons.cuba_lif import _membrane_coefficients
 from neurosim.population import Population
-from neurosim.projections import AvgPool2d, Conv2d, Delay, Dense, Flatten, MaxPool2d, Sparse
+from neurosim.projections import AvgPool2d, Conv1d, Conv2d, Delay, Dense, Flatten, MaxPool2d, Sparse
 from neurosim.simulator import Simulator
+from neurosim.threshold import Threshold
 from neurosim.validation import check_time_first_inputs
 
 from .registry import Backend
@@ -310,12 +321,26 @@ def _lif(name, pop, ctx):
                         not p.input_same_step, lambda zeros, q: LIFBoxFeedForwardState(v=zeros + q.v_leak))
 
 
-def _cuba_lif(name, pop, ctx):
-    p, dt = pop.params, ctx.dt
+def _synaptic(p, dt):
+    """(detached params, a_syn, a_mem, gain): Norse's current = gain x neurosim's current."""
     detached = dataclasses.replace(p, **{f.name: _detached(getattr(p, f.name)) for f in dataclasses.fields(p)})
     a_syn = decay_factor(detached.tau_syn, dt, p.integration)
     a_mem, c = _membrane_coefficients(detached, dt)
-    gain = c * detached.r / (1.0 - a_mem)           # Norse's current = gain x neurosim's current
+    return detached, a_syn, a_mem, c * detached.r / (1.0 - a_mem)
+
+
+def _cuba_li(name, pop, ctx):
+    p, dt = pop.params, ctx.dt
+    detached, a_syn, a_mem, gain = _synaptic(p, dt)
+    li_p = LIParameters(tau_syn_inv=_param((1.0 - a_syn) / dt, ctx), tau_mem_inv=_param((1.0 - a_mem) / dt, ctx),
+                        v_leak=_param(detached.v_leak, ctx))
+    return _NorseNeuron(LICell(li_p, dt=dt), _param(gain * detached.w_in, ctx), pop.out_shape, not p.input_same_step,
+                        lambda zeros, q: LIState(v=zeros + q.v_leak, i=zeros))
+
+
+def _cuba_lif(name, pop, ctx):
+    p, dt = pop.params, ctx.dt
+    detached, a_syn, a_mem, gain = _synaptic(p, dt)
     lif_p = LIFParameters(
         tau_syn_inv=_param((1.0 - a_syn) / dt, ctx), tau_mem_inv=_param((1.0 - a_mem) / dt, ctx),
         v_leak=_param(detached.v_leak, ctx), v_th=_param(detached.v_threshold, ctx),
@@ -365,6 +390,7 @@ _NEURONS: Dict[str, Tuple[Tuple[Callable[[Any], Optional[str]], ...], Callable]]
     "lif": ((lambda p: _no_refractory(p, "current-free LIF (LIFBoxCell)"),), _lif),
     "cuba_lif": ((lambda p: _no_subtract(p, "LIFCell"),), _cuba_lif),
     "li": ((), _li),
+    "cuba_li": ((), _cuba_li),
     "if": ((lambda p: _no_subtract(p, "IAFCell"), lambda p: _no_refractory(p, "IF (IAFCell)")), _if),
 }
 
@@ -428,6 +454,35 @@ def _conv2d(name, node, ctx):
         if node.bias is not None:
             layer.bias.copy_(node.bias.detach())
     return _Stateless(layer)
+
+
+@NORSE.register(Conv1d)
+def _conv1d(name, node, ctx):
+    weight = node.weight.detach()
+    layer = nn.Conv1d(node.in_channels, node.out_channels, node.kernel_size, node.stride, node.padding,
+                      node.dilation, node.groups, bias=node.bias is not None, device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        if node.bias is not None:
+            layer.bias.copy_(node.bias.detach())
+    return _Stateless(layer)
+
+
+class _NorseThreshold(nn.Module):
+    """``threshold(x - v_th, "super", alpha)``: Norse's spike function (forward H, 1 where > 0)."""
+
+    def __init__(self, v_threshold: torch.Tensor, alpha: float = 100.0):
+        super().__init__()
+        self.register_buffer("v_threshold", v_threshold)
+        self.alpha = alpha
+
+    def forward(self, x):
+        return norse_threshold(x - self.v_threshold, _THRESHOLD, self.alpha)
+
+
+@NORSE.register(Threshold)
+def _threshold(name, node, ctx):
+    return _Stateless(_NorseThreshold(_param(node.v_threshold, ctx)))
 
 
 @NORSE.register(MaxPool2d)

@@ -24,6 +24,8 @@ MODELS = {
                  1e-3, 0.6, ("tau_syn",)),
     "if": (ns.IFParams(r=300.0, v_threshold=torch.linspace(0.8, 1.2, N)), 1e-3, 1.5, ("r",)),
     "li": (ns.LIParams(tau_mem=10e-3, r=torch.linspace(0.5, 1.5, N)), 1e-3, 1.0, ("tau_mem",)),
+    "cuba_li": (ns.CubaLIParams(tau_syn=5e-3, tau_mem=10e-3, r=torch.linspace(0.5, 1.5, N)), 1e-3, 1.0, ("tau_syn",)),
+    "integrator": (ns.IntegratorParams(r=torch.linspace(200.0, 400.0, N)), 1e-3, 1.0, ("r",)),
     "alif": (ns.ALIFParams(tau_mem=10e-3, tau_adapt=torch.linspace(40e-3, 60e-3, N)), 1e-3, 2.0, ("tau_mem",)),
     "izhikevich": (ns.IzhikevichParams(d=torch.linspace(6.0, 8.0, N)), 1e-4, 12.0, ("a",)),
     "adex": (ns.AdExParams(b=torch.linspace(0.05e-9, 0.1e-9, N)), 1e-4, 1.2e-9, ("tau_w",)),

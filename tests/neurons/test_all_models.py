@@ -22,6 +22,8 @@ SPECS = {
     "cuba_lif": Spec(ns.CubaLIFParams(tau_syn=5e-3, tau_mem=10e-3), 1e-3, 0.6, ("tau_syn", "tau_mem")),
     "if": Spec(ns.IFParams(r=300.0), 1e-3, 1.5, ("r", "v_threshold")),
     "li": Spec(ns.LIParams(tau_mem=10e-3), 1e-3, 1.0, ("tau_mem",)),
+    "cuba_li": Spec(ns.CubaLIParams(tau_syn=5e-3, tau_mem=10e-3), 1e-3, 1.0, ("tau_syn", "tau_mem")),
+    "integrator": Spec(ns.IntegratorParams(r=300.0), 1e-3, 1.0, ("r",)),
     "alif": Spec(ns.ALIFParams(tau_mem=10e-3, tau_adapt=50e-3), 1e-3, 2.0, ("tau_mem", "tau_adapt")),
     "izhikevich": Spec(ns.IzhikevichParams(), 1e-4, 12.0, ("a", "d")),
     "adex": Spec(ns.AdExParams(), 1e-4, 1.2e-9, ("tau_w", "a")),

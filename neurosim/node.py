@@ -17,6 +17,8 @@ per-batch state. Its contract:
   Both flags may be set per instance (a projection with delays is stateful, one without is not):
   read them from the node, never from its class.
 * ``validate(dt, where)``: raise on bad parameters before any step runs.
+* ``check_run(steps, where)``: raise when the node cannot run ``steps`` time steps (a rate-coded
+  block whose window is longer than the run); called by ``Simulator.run`` before the first step.
 * ``count_ops(x, output) -> dict``: spikes / synaptic operations / dense MACs caused by one call
   (``x`` and ``output`` may carry any number of leading time and batch axes).
 """
@@ -72,6 +74,9 @@ class Node(nn.Module):
         raise NotImplementedError
 
     def validate(self, dt: float, where: str) -> None:
+        return None
+
+    def check_run(self, steps: int, where: str) -> None:
         return None
 
     def count_ops(self, x, output) -> Dict[str, torch.Tensor]:

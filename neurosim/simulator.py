@@ -207,6 +207,8 @@ class Simulator(nn.Module):
         self._check_input_dtypes(inputs, plan)
         first = next(iter(inputs.values()))
         steps, batch = first.shape[:2]
+        for name, node in self.graph.nodes.items():
+            node.check_run(int(steps), f"node {name!r}")
         if state is None:
             state = self._initial_state(plan, batch, first.device, first.dtype)
         else:

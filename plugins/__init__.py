@@ -1,4 +1,8 @@
-"""neurosim.plugins: blocks that wrap conventional ``torch.nn.Module`` models (CNN, transformer,
-GNN, NTM, MAML, diffusion) as rate-coded or hybrid nodes of a simulation graph.
+"""neurosim.plugins: conventional ``torch.nn.Module`` models as nodes of a simulation graph.
 
-Filled by later issues; the package exists so that ``neurosim.plugins`` is importable."""
+* :class:`Block` (:mod:`.block`): any module as an ``"analog"``, ``"hybrid"`` or ``"rate"`` node;
+* one file per model family, each with a conventional reference and a spiking variant.
+"""
+from .block import Block, RateBlockState, module_macs
+
+__all__ = ["Block", "RateBlockState", "module_macs"]

@@ -177,3 +177,16 @@ def test_export_to_netx_and_conform_on_lava(tmp_path, capsys):
     assert main(["conform", "loihi", "--backends", "netx", *FAST]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("netx"))
     assert re.match(r"netx\s+4/4\s+\d+\s+0\s+0\s+none\s+0\s", row), row
+
+
+def test_conform_runs_the_fixed_point_example_as_lava_processes(capsys):
+    """`conform --backends lava` builds to_lava's processes in the Lava environment: every spike
+    and voltage equal to neurosim's, for a batch of two samples (two Lava runs)."""
+    from neurosim.hardware.loihi.netx_lava import LavaUnavailable, lava_environment
+    try:
+        lava_environment()
+    except LavaUnavailable as why:
+        pytest.skip(str(why))
+    assert main(["conform", "loihi", "--backends", "lava", "--steps", "30", "--batch", "2"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("lava"))
+    assert re.match(r"lava\s+4/4\s+\d+\s+0\s+0\s+none\s+0\s", row), row

@@ -108,9 +108,10 @@ def detect_kind(spec: str) -> str:
     return _text_kind(spec, head + rest)
 
 
-def load_model(spec: str, seed: int = 0) -> Tuple[Simulator, str]:
+def load_model(spec: str, seed: int = 0, input_shape=None) -> Tuple[Simulator, str]:
     """The network ``spec`` names, as a Simulator, and its kind. ``seed`` is used by example
-    networks only (a config draws its random weights under its own ``seed``)."""
+    networks only (a config draws its random weights under its own ``seed``); ``input_shape``
+    ((C, H, W) or (n,)) by netx files without an ``input`` layer only."""
     kind = detect_kind(spec)
     if kind == "example":
         from .example_networks import example_network
@@ -124,7 +125,7 @@ def load_model(spec: str, seed: int = 0) -> Tuple[Simulator, str]:
     if kind == "netx":
         if importlib.util.find_spec(NETX_MODULE) is None:
             raise ModelSourceError(f"{spec}: a netx file, but this neurosim has no netx reader ({NETX_MODULE})")
-        return importlib.import_module(NETX_MODULE).from_netx(spec), kind
+        return importlib.import_module(NETX_MODULE).from_netx(spec, input_shape=input_shape), kind
     from neurosim.config import load_run_config
     run = load_run_config(spec)
     return Simulator(run.graph, dt=run.settings.dt), kind

@@ -167,12 +167,21 @@ def train(config_path: str, out_dir: Optional[str] = None, epochs: Optional[int]
 
 
 # ---------------------------------------------------------------------- conform and export
-def _load_model(model: str, seed: int = 0):
-    """``(Simulator, kind)`` for MODEL; any problem of the file or name is a :class:`UsageError`."""
+def _load_model(model: str, seed: int = 0, input_shape: Optional[str] = None):
+    """``(Simulator, kind)`` for MODEL; any problem of the file or name is a :class:`UsageError`.
+    ``input_shape``: "C,H,W" or "n", for a netx file without an input layer."""
     from neurosim.hardware.model_source import load_model
     from .config import ConfigError
+    shape = None
+    if input_shape is not None:
+        try:
+            shape = tuple(int(n) for n in input_shape.split(","))
+        except ValueError:
+            shape = ()
+        if len(shape) not in (1, 3) or min(shape) < 1:
+            raise UsageError(f"--input-shape {input_shape!r}: expected n or C,H,W (positive integers)")
     try:
-        return load_model(model, seed)
+        return load_model(model, seed, input_shape=shape)
     except ConfigError:
         raise
     except (ValueError, KeyError, OSError) as e:   # ModelSourceError, SavedNetworkError, NIR errors
@@ -224,7 +233,7 @@ def _bernoulli_inputs(shapes: Dict[str, tuple], steps: int, batch: int, rate: fl
 
 def conform(model: str, input_path: Optional[str] = None, seed: int = 0, steps: Optional[int] = None,
             batch: Optional[int] = None, rate: Optional[float] = None, backends: Optional[str] = None,
-            report: Optional[str] = None, quiet: bool = False):
+            report: Optional[str] = None, quiet: bool = False, input_shape: Optional[str] = None):
     """Run one input through neurosim and the backends (:func:`neurosim.hardware.conform.conform`),
     print the table, write ``report`` (``.md``/``.html``) when given; returns the report.
 
@@ -247,7 +256,7 @@ def conform(model: str, input_path: Optional[str] = None, seed: int = 0, steps: 
         unknown = [n for n in names if n not in known]
         if unknown or not names:
             raise UsageError(f"--backends: unknown backend(s) {unknown or [backends]} (known: {', '.join(known)})")
-    sim, kind = _load_model(model, seed)
+    sim, kind = _load_model(model, seed, input_shape)
     dtype = network_dtype(sim)
     shapes = dict(sim.graph.inputs)
     if input_path is not None:
@@ -318,7 +327,8 @@ def _norse_nir(sim):
     return graph
 
 
-def export(model: str, target: str, path: str, seed: int = 0, quiet: bool = False) -> str:
+def export(model: str, target: str, path: str, seed: int = 0, quiet: bool = False,
+           input_shape: Optional[str] = None) -> str:
     """Write MODEL for ``target``, atomically, and return the path written.
 
     * ``nir``: the NIR file of :func:`~neurosim.hardware.nir.write_nir` (neurosim's
@@ -341,7 +351,7 @@ def export(model: str, target: str, path: str, seed: int = 0, quiet: bool = Fals
     if target == "brian2":
         raise UsageError("--to brian2: Brian2 has no network file format to write; build the network in Python "
                          "with neurosim.hardware.brian2.to_brian2(sim), or export --to nir")
-    sim, _ = _load_model(model, seed)
+    sim, _ = _load_model(model, seed, input_shape)
     if target == "nir":
         from neurosim.hardware.nir import write_nir
         write_nir(path, sim)
@@ -401,6 +411,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--rate", type=float, help="spike probability per step of the generated input (0.2)")
     c.add_argument("--backends", help="comma-separated backends (default: all registered)")
     c.add_argument("--report", help="also write a report with raster plots: PATH.md or PATH.html")
+    c.add_argument("--input-shape", help="C,H,W (or n): the input of a netx file that has no input layer")
     e = sub.add_parser("export", help="write a network for another tool",
                        description="Write MODEL as a file another tool reads: nir (NIR), norse (NIR for "
                                    "norse.torch.from_nir), netx and lava (lava-dl netx HDF5); brian2 is refused.")
@@ -408,6 +419,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--to", required=True, dest="target", help="nir, netx, norse, lava or brian2")
     e.add_argument("-o", "--output", required=True, help="the file to write")
     e.add_argument("--seed", type=int, default=0, help="seed of an example network's weights (0)")
+    e.add_argument("--input-shape", help="C,H,W (or n): the input of a netx file that has no input layer")
     return p
 
 
@@ -441,10 +453,10 @@ def _conform_or_export(args) -> int:
     from .config import ConfigError
     try:
         if args.command == "export":
-            export(args.model, args.target, args.output, args.seed)
+            export(args.model, args.target, args.output, args.seed, input_shape=args.input_shape)
             return 0
         report = conform(args.model, args.input_path, args.seed, args.steps, args.batch, args.rate, args.backends,
-                         args.report)
+                         args.report, input_shape=args.input_shape)
     except (UsageError, ConfigError, UnsupportedNodesError) as e:
         hint = ""
         if isinstance(e, UnsupportedNodesError) and getattr(args, "target", None) in ("netx", "lava"):

@@ -190,3 +190,23 @@ def test_conform_runs_the_fixed_point_example_as_lava_processes(capsys):
     assert main(["conform", "loihi", "--backends", "lava", "--steps", "30", "--batch", "2"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("lava"))
     assert re.match(r"lava\s+4/4\s+\d+\s+0\s+0\s+none\s+0\s", row), row
+
+
+def test_a_netx_file_without_an_input_layer_takes_input_shape(tmp_path, capsys):
+    """A conv-first netx file (as slayer writes a network without an Input block) needs the input
+    shape, like Lava's Network(input_shape=...): without it the error says so."""
+    import h5py
+    from neurosim.hardware.loihi import LoihiConv2d, LoihiCubaParams, to_netx
+    conv = LoihiConv2d((2, 6, 6), torch.randint(0, 100, (3, 2, 3, 3), generator=torch.Generator().manual_seed(0)), 1)
+    g = ns.Graph.sequential((2, 6, 6), ("conv", conv),
+                            ("pop", ns.Population("loihi_cuba", (3, 4, 4), LoihiCubaParams(v_th_mant=50))))
+    to_netx(ns.Simulator(g), tmp_path / "net.net")
+    with h5py.File(tmp_path / "net.net", "r+") as f:          # drop the input layer, renumber
+        del f["neurosim_sha256"], f["layer/0"]
+        f.move("layer/1", "layer/0")
+    assert main(["conform", str(tmp_path / "net.net"), "--backends", "saved", *FAST]) == 2
+    assert "needs a (C, H, W) input" in capsys.readouterr().err
+    assert main(["conform", str(tmp_path / "net.net"), "--backends", "saved", "--input-shape", "2,6,6", *FAST]) == 0
+    assert main(["export", str(tmp_path / "net.net"), "--to", "netx", "--input-shape", "2,6", "-o",
+                 str(tmp_path / "x.net")]) == 2
+    assert "expected n or C,H,W" in capsys.readouterr().err

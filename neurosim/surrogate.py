@@ -67,6 +67,8 @@ class FastSigmoid(Surrogate):
 
     def grad(self, x):
         k = self.scale
+        if torch.is_grad_enabled():              # a backward with create_graph: keep it differentiable
+            return 0.5 * k / (1.0 + k * x.abs()) ** 2
         d = x.abs().mul_(k).add_(1.0)            # 1 + k|x|, then in place (no pow, fewer buffers)
         return d.mul_(d).reciprocal_().mul_(0.5 * k)
 

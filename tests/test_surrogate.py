@@ -133,3 +133,17 @@ def test_non_positive_scale_raises():
             spike(torch.zeros(2, requires_grad=True), "arctan", scale=scale)
         with pytest.raises(ValueError, match="scale"):
             Population("lif", 2, surrogate="triangle", surrogate_scale=scale)
+
+
+@pytest.mark.parametrize("name", available_surrogates())
+def test_second_derivative_equals_the_primitives_for_every_registered_surrogate(name):
+    """A backward with create_graph (MAML's second order) differentiates the surrogate again:
+    d/dx of the spike's backward is g'(x), the primitive's second derivative."""
+    sg = get_surrogate(name)
+    x = torch.linspace(-2.0, 2.0, 41, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(spike(x, sg).sum(), x, create_graph=True)
+    (second,) = torch.autograd.grad(g.sum(), x)
+    p = x.detach().clone().requires_grad_(True)
+    (gp,) = torch.autograd.grad(sg.primitive(p).sum(), p, create_graph=True)
+    (reference,) = torch.autograd.grad(gp.sum(), p)
+    torch.testing.assert_close(second, reference, rtol=1e-9, atol=1e-12)

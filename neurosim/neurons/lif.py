@@ -135,7 +135,7 @@ class _LIFSequence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x_seq, v0, a, p, surrogate):
+    def forward(ctx, x_seq, v0, a, p, surrogate, dt):
         unit_r = isinstance(p.r, float) and p.r == 1.0
         inp = x_seq * (1.0 - a) if unit_r else (1.0 - a) * (p.r * x_seq)
         h_all = torch.empty_like(x_seq)
@@ -151,13 +151,15 @@ class _LIFSequence(torch.autograd.Function):
             h.add_(inp[t])
             torch.gt(h, th, out=s)
             v = apply_reset(h, s, p.reset, th, p.v_reset)
-        ctx.save_for_backward(h_all, s_all)
-        ctx.a, ctx.p, ctx.surrogate = a, p, surrogate
+        ctx.save_for_backward(h_all, s_all, x_seq, v0)
+        ctx.a, ctx.p, ctx.surrogate, ctx.dt = a, p, surrogate, dt
         return s_all, v
 
     @staticmethod
     def backward(ctx, grad_s, grad_v):
-        h_all, s_all = ctx.saved_tensors
+        if torch.is_grad_enabled():     # create_graph (MAML's second order): a differentiable backward
+            return _LIFSequence.stepped_backward(ctx, grad_s, grad_v)
+        h_all, s_all = ctx.saved_tensors[:2]
         a, p = ctx.a, ctx.p
         g = ctx.surrogate.grad(h_all - p.v_threshold)
         if p.reset == "subtract":
@@ -174,7 +176,28 @@ class _LIFSequence(torch.autograd.Function):
         coef = dv_dh.mul_(a)                     # a dv_t/dh_t
         for t in range(last - 1, -1, -1):
             grad_h[t].addcmul_(grad_h[t + 1], coef[t])
-        return grad_h * ((1.0 - a) * p.r), grad_h[0] * a, None, None, None
+        return grad_h * ((1.0 - a) * p.r), grad_h[0] * a, None, None, None, None
+
+    @staticmethod
+    def stepped_backward(ctx, grad_s, grad_v):
+        """The same gradients from the T steps of :func:`lif_step` rebuilt under autograd from the
+        saved inputs, with ``create_graph``: differentiable again (the fast backward above works in
+        place and is not). Only runs when a backward asks for a graph."""
+        from neurosim.surrogate import spike
+        x_seq, v0 = ctx.saved_tensors[2:]
+        with torch.enable_grad():
+            state, spikes = LIFState(v=v0, i=torch.zeros_like(v0), refractory=torch.zeros_like(v0)), []
+            for t in range(x_seq.shape[0]):
+                s, state = lif_step(x_seq[t], state, ctx.p, ctx.dt, lambda z: spike(z, ctx.surrogate))
+                spikes.append(s)
+            outputs, grads = [torch.stack(spikes)], [grad_s]
+            if grad_v is not None:
+                outputs.append(state.v)
+                grads.append(grad_v)
+            wanted = [t for t in (x_seq, v0) if t.requires_grad]
+            found = iter(torch.autograd.grad(outputs, wanted, grads, create_graph=True, allow_unused=True))
+        grad_x, grad_v0 = (next(found) if x_seq.requires_grad else None), (next(found) if v0.requires_grad else None)
+        return grad_x, grad_v0, None, None, None, None
 
 
 def lif_sequence(x_seq: torch.Tensor, state: LIFState, p: LIFParams, dt: float, surrogate):
@@ -188,7 +211,7 @@ def lif_sequence(x_seq: torch.Tensor, state: LIFState, p: LIFParams, dt: float, 
             or any(isinstance(q, torch.Tensor) and q.requires_grad for q in params)):
         return NotImplemented
     a = decay_factor(p.tau_mem, dt, p.integration)
-    spikes, v = _LIFSequence.apply(x_seq, state.v, a, p, surrogate)
+    spikes, v = _LIFSequence.apply(x_seq, state.v, a, p, surrogate, dt)
     return spikes, LIFState(v=v, i=x_seq[-1], refractory=state.refractory)
 
 

@@ -154,3 +154,39 @@ def test_subtract_delayed_reset_matches_snntorch_leaky_spike_for_spike():
     zero_reset = ns.Population("lif", 20, ns.LIFParams(tau_mem=tau, r=tau / dt, integration="euler", reset="subtract"))
     other = ns.Simulator(ns.Graph.sequential(20, ("lif", zero_reset)), dt=dt).run(current).output
     assert not torch.equal(other, expected)          # the plain subtract reset is another neuron
+
+
+def test_the_fused_kernel_has_the_stepped_second_derivative():
+    """MAML's second order differentiates the backward again: the fused LIF kernel then gives the
+    same gradient and second derivative as the stepped lif_step (a trainable tau_mem forces it)."""
+    torch.manual_seed(0)
+    x = torch.rand(20, 2, 4, dtype=torch.float64)
+    results = []
+    for trainable in ((), ("tau_mem",)):
+        w = torch.ones(4, dtype=torch.float64, requires_grad=True)
+        pop = ns.Population("lif", 4, ns.LIFParams(v_threshold=0.3), surrogate="arctan", trainable=trainable).double()
+        out = pop.step_sequence(x * w, pop.initial_state(2, dtype=torch.float64), 1e-3)
+        if out is NotImplemented:                         # stepped: the reference
+            state, steps = pop.initial_state(2, dtype=torch.float64), []
+            for t in range(20):
+                s, state = pop.step(x[t] * w, state, 1e-3)
+                steps.append(s)
+            spikes = torch.stack(steps)
+        else:
+            spikes = out[0]
+        loss = (spikes.sum(0) * w).sum()         # dL/ds depends on w, as a MAML loss through a readout
+        (g,) = torch.autograd.grad(loss, w, create_graph=True)
+        (h,) = torch.autograd.grad((g ** 2).sum(), w)
+        results.append((out is NotImplemented, g.detach(), h))
+    (fused_stepped, g_fused, h_fused), (stepped, g_ref, h_ref) = results
+    assert not fused_stepped and stepped                 # the first really ran the fused kernel
+    # a trainable tau_mem computes the decay from a tensor, not a float: equal to ~1e-8, not bits
+    torch.testing.assert_close(g_fused, g_ref, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(h_fused, h_ref, rtol=1e-6, atol=1e-9)
+    assert float(h_ref.abs().sum()) > 0
+    # with and without create_graph the fused kernel's first derivative is the same
+    w = torch.ones(4, dtype=torch.float64, requires_grad=True)
+    pop = ns.Population("lif", 4, ns.LIFParams(v_threshold=0.3), surrogate="arctan").double()
+    spikes, _ = pop.step_sequence(x * w, pop.initial_state(2, dtype=torch.float64), 1e-3)
+    (fast,) = torch.autograd.grad((spikes.sum(0) * w).sum(), w)
+    torch.testing.assert_close(fast, g_fused, rtol=1e-13, atol=1e-13)

@@ -78,10 +78,27 @@ class RateBlockState(NamedTuple):
     step: torch.Tensor
 
 
+def _register_cpu_attention_flops() -> None:
+    """torch's FlopCounterMode counts ``scaled_dot_product_attention`` on CUDA but not its CPU
+    kernel (``_scaled_dot_product_flash_attention_for_cpu``, 0 flops in torch 2.13): register the
+    same formula, ``2 B H L S (E + E_v)`` flops (Q K^T and the product with V)."""
+    from torch.utils.flop_counter import flop_registry, register_flop_formula
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is None or op.default in flop_registry or op in flop_registry:
+        return
+
+    @register_flop_formula(op)
+    def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
+        b, h, l, e = query_shape
+        s, e_v = key_shape[-2], value_shape[-1]
+        return 2 * b * h * l * s * (e + e_v)
+
+
 def module_macs(module: nn.Module, example: torch.Tensor, state: Any = None, dt: float = 1e-3) -> int:
     """Multiply-accumulates of one call ``module(example)`` (or ``module(example, state, dt)``),
     counted by ``torch.utils.flop_counter.FlopCounterMode`` (``flops / 2``), without gradient."""
     from torch.utils.flop_counter import FlopCounterMode
+    _register_cpu_attention_flops()
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         module(example) if state is None else module(example, state, dt)

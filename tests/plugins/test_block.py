@@ -207,3 +207,16 @@ def test_bad_input_names_the_block_and_the_shapes():
     with pytest.raises(ValueError, match=r"node 'blk' \(Block\(Sequential\)\): a rate window of 50 steps is longer "
                                          r"than the run \(40 steps\)"):
         ns.Simulator(g).run(spikes())
+
+
+def test_attention_macs_are_counted_on_the_cpu_too():
+    """torch's counter has no formula for the CPU attention kernel; the block registers one:
+    Q K^T and (.) V are H L S E MACs each."""
+    import torch.nn.functional as F
+
+    class Attention(nn.Module):
+        def forward(self, x):                       # x [batch, L, H * E] -> heads
+            q = x.reshape(x.shape[0], 5, 2, 4).transpose(1, 2)
+            return F.scaled_dot_product_attention(q, q, q).transpose(1, 2).reshape(x.shape[0], 5, 8)
+
+    assert module_macs(Attention(), torch.zeros(1, 5, 8)) == 2 * (2 * 5 * 5 * 4)

@@ -32,3 +32,13 @@ def test_readme_save_and_nir_examples_run_after_the_first(tmp_path, monkeypatch)
         exec(compile(block, str(README), "exec"), namespace)    # each block asserts equal spikes
     assert (tmp_path / "net.h5").is_file() and (tmp_path / "net.nir").is_file()
     assert namespace["sim2"].run(namespace["x"]).output.sum() > 100
+
+
+def test_readme_block_example_runs_and_counts_the_whole_cost():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    (block,) = [b for b in blocks if "from neurosim.plugins import Block" in b]
+    namespace = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    ops = namespace["result"].ops
+    assert float(ops["mlp"]["macs"]) == 8 * 3 * (30 * 16 + 16 * 12)     # 8 windows x 3 samples
+    assert float(ops["fc"]["synops"]) > 0 and namespace["result"].output.shape == (40, 3, 5)

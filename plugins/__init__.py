@@ -34,6 +34,8 @@ _FAMILIES = {
     "maml": ("MAMLConfig", "MAML", "MetaStepResult", "SimulatorReadout", "adapt", "meta_loss", "model_params"),
     "protonet": ("ProtoNetConfig", "ProtoNet", "prototypes", "proto_logits", "mlp_encoder", "conv_encoder",
                  "spiking_encoder"),
+    "recurrent": ("RecurrentConfig", "RecurrentClassifier", "RecurrentCell", "LSTMState", "GRUState", "recurrent_block",
+                  "recurrent_lif"),
     "diffusion": ("DiffusionConfig", "make_scheduler", "timestep_embedding", "ConvDenoiser", "UNetDenoiser",
                   "SpikingConvDenoiser", "SpikingDenoiserCell", "SpikingDenoiserState", "PackedDenoiser",
                   "pack_input", "unpack_input", "denoiser_block", "DiffusionLoss", "training_loss", "sample"),

@@ -25,12 +25,10 @@ in the inner loop (give time constants, in seconds, their own small step with
 ``MAMLConfig.param_lr``). A Simulator can also be used directly: ``functional_call(sim, params,
 (x,))`` returns its :class:`~neurosim.SimulationResult`, and ``loss_fn`` then receives that.
 
-Known limits of second order through spiking populations (engine behaviour, not this file): the
-fused LIF kernel (``lif`` populations without trainable parameters) is differentiated once;
-its double backward treats the membrane trajectory as a constant, so second-order terms through
-the surrogate's slope are left out. The ``fast_sigmoid`` surrogate's gradient is computed in place
-and cannot be differentiated twice on the step-by-step path (populations with trainable
-parameters): use ``first_order=True`` there, or the ``arctan`` / ``sigmoid`` surrogates.
+Second order through spiking populations: the fused LIF kernel (``lif`` populations without
+trainable parameters) rebuilds its stepped computation under autograd when a backward asks for a
+graph, so its second derivative is the stepped ``lif_step``'s; every registered surrogate's
+gradient is differentiable again (tested against its primitive's second derivative).
 
 Shapes: ``support_x``/``query_x`` are whatever the model takes (a tensor, or a tuple of positional
 arguments); ``loss_fn(output, y) -> scalar``.

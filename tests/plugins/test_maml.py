@@ -156,7 +156,7 @@ def swap_task(seed, n=16, d=6):
     return xs, ys, xq, yq
 
 
-@pytest.mark.parametrize("first_order,surrogate", [(True, "fast_sigmoid"), (False, "arctan")])
+@pytest.mark.parametrize("first_order,surrogate", [(True, "fast_sigmoid"), (False, "arctan"), (False, "fast_sigmoid")])
 def test_spiking_adapt_lowers_query_loss(first_order, surrogate):
     model = SimulatorReadout(spiking_sim(surrogate=surrogate), readout="mean", steps=10)
     config = MAMLConfig(inner_lr=1.0, inner_steps=3, first_order=first_order,

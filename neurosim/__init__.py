@@ -13,6 +13,7 @@ from .threshold import Threshold
 from .projections import *  # noqa: F401,F403
 from .simulator import NetworkState, SimulationResult, Simulator
 from .surrogate import available_surrogates, get_surrogate, register_surrogate, spike
+from .higher_order import higher_order_gradients
 from .coding import *  # noqa: F401,F403
 from .monitor import *  # noqa: F401,F403
 from .metrics import *  # noqa: F401,F403

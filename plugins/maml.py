@@ -25,9 +25,10 @@ in the inner loop (give time constants, in seconds, their own small step with
 ``MAMLConfig.param_lr``). A Simulator can also be used directly: ``functional_call(sim, params,
 (x,))`` returns its :class:`~neurosim.SimulationResult`, and ``loss_fn`` then receives that.
 
-Second order through spiking populations: the fused LIF kernel (``lif`` populations without
+Second order through spiking populations: the inner loop runs inside
+:func:`neurosim.higher_order_gradients`, so the fused LIF kernel (``lif`` populations without
 trainable parameters) rebuilds its stepped computation under autograd when a backward asks for a
-graph, so its second derivative is the stepped ``lif_step``'s; every registered surrogate's
+graph, and its second derivative is the stepped ``lif_step``'s; every registered surrogate's
 gradient is differentiable again (tested against its primitive's second derivative).
 
 Shapes: ``support_x``/``query_x`` are whatever the model takes (a tensor, or a tuple of positional
@@ -42,6 +43,8 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
+
 import dataclasses
 import math
 import numbers
@@ -50,6 +53,8 @@ from typing import Callable, Dict, Iterable, Mapping, NamedTuple, Optional, Sequ
 import torch
 from torch import nn
 from torch.func import functional_call
+
+from neurosim.higher_order import higher_order_gradients
 
 __all__ = ["MAMLConfig", "MAML", "MetaStepResult", "SimulatorReadout", "adapt", "meta_loss",
            "model_params", "READOUTS"]
@@ -215,7 +220,9 @@ def _inner_loop(model, params, support_x, support_y, loss_fn, config) -> Dict[st
     theta = [p if p.requires_grad else p.detach().requires_grad_(True) for p in params.values()]
     lrs = [config.lr_of(n) for n in names]
     args = _args(support_x)
-    with torch.enable_grad():
+    # second order: the fused neuron kernels keep what a differentiable backward needs
+    higher = contextlib.nullcontext() if config.first_order else higher_order_gradients()
+    with torch.enable_grad(), higher:
         for _ in range(config.inner_steps):
             out = functional_call(model, dict(zip(names, theta)), args)
             loss = _scalar(loss_fn(out, support_y), "adapt")

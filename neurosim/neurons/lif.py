@@ -37,6 +37,7 @@ from typing import NamedTuple, Union
 
 import torch
 
+from ..higher_order import higher_order_enabled
 from .base import (NeuronModel, apply_reset, check_choice, delayed_reset, check_fields_positive, check_steps, decay_factor,
                    default_spike_fn, INTEGRATIONS, RESETS, register_neuron_model)
 
@@ -151,13 +152,17 @@ class _LIFSequence(torch.autograd.Function):
             h.add_(inp[t])
             torch.gt(h, th, out=s)
             v = apply_reset(h, s, p.reset, th, p.v_reset)
-        ctx.save_for_backward(h_all, s_all, x_seq, v0)
+        ctx.rebuildable = higher_order_enabled()   # keep the inputs only when asked (memory)
+        ctx.save_for_backward(h_all, s_all, *((x_seq, v0) if ctx.rebuildable else ()))
         ctx.a, ctx.p, ctx.surrogate, ctx.dt = a, p, surrogate, dt
         return s_all, v
 
     @staticmethod
     def backward(ctx, grad_s, grad_v):
         if torch.is_grad_enabled():     # create_graph (MAML's second order): a differentiable backward
+            if not ctx.rebuildable:
+                raise RuntimeError("the fused LIF kernel's backward cannot be differentiated again unless its forward "
+                                   "ran inside neurosim.higher_order_gradients() (MAML's second order does that)")
             return _LIFSequence.stepped_backward(ctx, grad_s, grad_v)
         h_all, s_all = ctx.saved_tensors[:2]
         a, p = ctx.a, ctx.p
@@ -182,7 +187,8 @@ class _LIFSequence(torch.autograd.Function):
     def stepped_backward(ctx, grad_s, grad_v):
         """The same gradients from the T steps of :func:`lif_step` rebuilt under autograd from the
         saved inputs, with ``create_graph``: differentiable again (the fast backward above works in
-        place and is not). Only runs when a backward asks for a graph."""
+        place and is not). Only runs when a backward asks for a graph, for a forward run inside
+        :func:`neurosim.higher_order.higher_order_gradients`."""
         from neurosim.surrogate import spike
         x_seq, v0 = ctx.saved_tensors[2:]
         with torch.enable_grad():

@@ -157,15 +157,17 @@ def test_subtract_delayed_reset_matches_snntorch_leaky_spike_for_spike():
 
 
 def test_the_fused_kernel_has_the_stepped_second_derivative():
-    """MAML's second order differentiates the backward again: the fused LIF kernel then gives the
-    same gradient and second derivative as the stepped lif_step (a trainable tau_mem forces it)."""
+    """MAML's second order differentiates the backward again: inside higher_order_gradients() the
+    fused LIF kernel gives the same gradient and second derivative as the stepped lif_step (a
+    trainable tau_mem forces it); outside, such a backward raises instead of dropping terms."""
     torch.manual_seed(0)
     x = torch.rand(20, 2, 4, dtype=torch.float64)
     results = []
     for trainable in ((), ("tau_mem",)):
         w = torch.ones(4, dtype=torch.float64, requires_grad=True)
         pop = ns.Population("lif", 4, ns.LIFParams(v_threshold=0.3), surrogate="arctan", trainable=trainable).double()
-        out = pop.step_sequence(x * w, pop.initial_state(2, dtype=torch.float64), 1e-3)
+        with ns.higher_order_gradients():
+            out = pop.step_sequence(x * w, pop.initial_state(2, dtype=torch.float64), 1e-3)
         if out is NotImplemented:                         # stepped: the reference
             state, steps = pop.initial_state(2, dtype=torch.float64), []
             for t in range(20):
@@ -188,5 +190,7 @@ def test_the_fused_kernel_has_the_stepped_second_derivative():
     w = torch.ones(4, dtype=torch.float64, requires_grad=True)
     pop = ns.Population("lif", 4, ns.LIFParams(v_threshold=0.3), surrogate="arctan").double()
     spikes, _ = pop.step_sequence(x * w, pop.initial_state(2, dtype=torch.float64), 1e-3)
-    (fast,) = torch.autograd.grad((spikes.sum(0) * w).sum(), w)
+    (fast,) = torch.autograd.grad((spikes.sum(0) * w).sum(), w, retain_graph=True)
     torch.testing.assert_close(fast, g_fused, rtol=1e-13, atol=1e-13)
+    with pytest.raises(RuntimeError, match=r"inside neurosim.higher_order_gradients\(\)"):
+        torch.autograd.grad((spikes.sum(0) * w).sum(), w, create_graph=True)

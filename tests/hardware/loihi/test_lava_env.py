@@ -1,9 +1,9 @@
 """The separate Lava environment and ``hardware/loihi/lava_runner.py``, driven by subprocess.
 
-The module fixture builds the environment with ``scripts/build_lava_env.py`` (about a minute the
-first time, instant once its stamp exists). It skips, printing why, only where the script reports
-that this machine cannot build it (exit 3: no Python 3.11 or no package registry); any other build
-failure fails the tests. A skip is not a pass.
+The ``lava_env`` fixture (``conftest.py``) builds the environment with ``scripts/build_lava_env.py``
+(about a minute the first time, instant once its stamp exists). It skips, printing why, only where
+the script reports that this machine cannot build it (exit 3); any other build failure fails the
+tests. A skip is not a pass.
 
 The networks are small enough to work out by hand from Lava's fixed-point CUBA rule
 (``lava/proc/lif/models.py``, ``AbstractPyLifModelFixed``), with netx's register mapping
@@ -30,26 +30,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = ROOT / "scripts" / "build_lava_env.py"
 RUNNER = ROOT / "hardware" / "loihi" / "lava_runner.py"
-CANNOT_BUILD = 3
 
 
 def build_env() -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(BUILD_SCRIPT)], capture_output=True, text=True,
                           timeout=3600)
-
-
-@pytest.fixture(scope="module")
-def lava_env() -> Path:
-    """The Lava environment's folder, built (or found by its stamp) by the project's script."""
-    result = build_env()
-    if result.returncode == CANNOT_BUILD:
-        reason = f"Lava environment cannot be built here: {result.stderr.strip()[-2000:]}"
-        print(reason)
-        pytest.skip(reason)
-    assert result.returncode == 0, f"build_lava_env.py failed:\n{result.stderr[-4000:]}"
-    env = Path(result.stdout.strip().splitlines()[-1])
-    assert (env / "bin" / "python").is_file(), env
-    return env
 
 
 def write_netx(path: Path, dense_layers: list[dict], inputs: int) -> None:

@@ -12,9 +12,9 @@ transform): conv -> Flatten -> dense, strided / padded / dilated / grouped convs
 weights at the netx edges. All networks go through one runner call (one start of the
 environment).
 
-The module fixture builds the environment with ``scripts/build_lava_env.py`` exactly as
-``test_lava_env.py`` does and skips, printing why, only on its exit 3 (this machine cannot build
-it). The last tests need no Lava: they run in the main environment.
+The ``lava_env`` fixture (``conftest.py``) builds the environment with
+``scripts/build_lava_env.py`` and skips, printing why, only on its exit 3 (this machine cannot
+build it). The last tests need no Lava: they run in the main environment.
 """
 from __future__ import annotations
 
@@ -37,23 +37,7 @@ from neurosim.hardware.registry import UnsupportedNodesError
 from neurosim.projections.conv import Flatten
 
 ROOT = Path(__file__).resolve().parents[3]
-BUILD_SCRIPT = ROOT / "scripts" / "build_lava_env.py"
 RUNNER = ROOT / "hardware" / "loihi" / "lava_process_runner.py"
-CANNOT_BUILD = 3
-
-
-@pytest.fixture(scope="module")
-def lava_env() -> Path:
-    """The Lava environment's folder, built (or found by its stamp) by the project's script."""
-    result = subprocess.run([sys.executable, str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=3600)
-    if result.returncode == CANNOT_BUILD:
-        reason = f"Lava environment cannot be built here: {result.stderr.strip()[-2000:]}"
-        print(reason)
-        pytest.skip(reason)
-    assert result.returncode == 0, f"build_lava_env.py failed:\n{result.stderr[-4000:]}"
-    env = Path(result.stdout.strip().splitlines()[-1])
-    assert (env / "bin" / "python").is_file(), env
-    return env
 
 
 # ---------------------------------------------------------------------------- networks

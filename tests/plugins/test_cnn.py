@@ -18,15 +18,6 @@ from neurosim.training import membrane_cross_entropy
 DT = 1e-3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only wait on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def bars(n, seed=0):
     """Seeded 3-class task on 8x8 images: a horizontal bar, a vertical bar or the diagonal."""
     g = torch.Generator().manual_seed(seed)

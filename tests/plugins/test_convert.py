@@ -18,15 +18,6 @@ from neurosim.plugins.convert import (UnsupportedLayersError, accuracy_vs_steps,
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only wait on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits():
     """sklearn's bundled 8x8 digits (no download), scaled to [0, 1], a seeded 1300 / 497 split."""

@@ -16,15 +16,6 @@ from neurosim.plugins.memnet import (MemN2N, MemNetConfig, SpikingMemN2N, Spikin
 PERSONS, LOCATIONS, WHERE, IS = 4, 4, 11, 12
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many tiny ops per step: one intra-op thread is faster on a shared 2-core CPU (restored after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def babi_single_fact(gen, batch, sentences=4):
     """Single supporting fact (bAbI task 1, reduced): ``sentences`` facts "P went/moved L" about
     distinct persons; the question "where is P" asks about one of them; the answer is L."""

@@ -10,15 +10,6 @@ from neurosim.plugins.mixer import Mixer, MixerConfig, MixerLayer, SpikingMixer,
 S, F_IN, C = 6, 4, 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster and steadier than two on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _cfg(**kw):
     base = dict(num_tokens=S, in_features=F_IN, num_classes=C, channels=8, token_hidden=5, channel_hidden=16,
                 num_layers=2)

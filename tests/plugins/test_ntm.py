@@ -13,16 +13,6 @@ from neurosim.plugins.ntm import (NTM, NTMConfig, NTMState, address, circular_sh
                                   interpolate, read_memory, sharpen)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """An NTM step is many tiny ops: one intra-op thread is faster and steadier on a shared 2-core
-    CPU (two threads spin and wait on each op); the setting is restored after each test."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(controller="lstm", **kw):
     return NTMConfig(input_size=5, output_size=4, memory_slots=8, memory_width=6, hidden=32,
                      controller=controller, **kw)

@@ -12,15 +12,6 @@ from neurosim.plugins.transformer import (SelfAttention, SpikingSelfAttention, S
 L, F_IN, C = 6, 4, 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster and steadier than two on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _cfg(**kw):
     base = dict(seq_len=L, num_classes=C, in_features=F_IN, d_model=16, num_heads=2, num_layers=2, mlp_hidden=32)
     base.update(kw)

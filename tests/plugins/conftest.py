@@ -1,4 +1,5 @@
-"""Shared by the plug-in tests: one intra-op thread per test module (restored after it; set before
+"""Shared by the plug-in tests. ``adam_losses``: a few Adam steps on a loss, returning the
+losses. ``one_thread``: one intra-op thread per test module (restored after it; set before
 the module's own fixtures, so trained-model fixtures run with it too). The families run
 many tiny ops per step, and on a shared 2-core CPU two threads spin and wait on each of them
 (measured 3-10x slower)."""
@@ -12,3 +13,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def _adam_losses(loss_fn, params, steps=25, lr=1e-2):
+    """``steps`` Adam steps on ``loss_fn()`` over ``params``; the loss before each step."""
+    optimizer = torch.optim.Adam(params, lr=lr)
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.fixture
+def adam_losses():
+    return _adam_losses

@@ -173,32 +173,20 @@ def test_conventional_in_graph_equals_direct_call():
 
 
 # ---------------------------------------------------------------------- training
-def _train(loss_fn, params, steps=25, lr=1e-2):
-    opt = torch.optim.Adam(params, lr=lr)
-    losses = []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = loss_fn()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
-def test_training_reduces_loss_conventional():
+def test_training_reduces_loss_conventional(adam_losses):
     torch.manual_seed(6)
     x, y = _task()
     model = Mixer(_cfg())
-    losses = _train(lambda: F.cross_entropy(model(x), y), model.parameters())
+    losses = adam_losses(lambda: F.cross_entropy(model(x), y), model.parameters())
     assert losses[-1] < 0.6 * losses[0], losses
 
 
-def test_training_reduces_loss_spiking_through_simulator():
+def test_training_reduces_loss_spiking_through_simulator(adam_losses):
     torch.manual_seed(7)
     x, y = _task()
     sim = _sim(SpikingMixer(_cfg()))
     xs = x.unsqueeze(0).expand(4, *x.shape)
-    losses = _train(lambda: F.cross_entropy(sim.run(xs).output.mean(0), y), sim.parameters(), lr=3e-2)
+    losses = adam_losses(lambda: F.cross_entropy(sim.run(xs).output.mean(0), y), sim.parameters(), lr=3e-2)
     assert losses[-1] < 0.7 * losses[0], losses
 
 

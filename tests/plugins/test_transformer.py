@@ -193,32 +193,20 @@ def test_conventional_model_in_graph_analog_and_hybrid():
 
 
 # ---------------------------------------------------------------------- training
-def _train(step_loss, params, steps=25, lr=1e-2):
-    opt = torch.optim.Adam(params, lr=lr)
-    losses = []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = step_loss()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
-def test_training_reduces_loss_conventional():
+def test_training_reduces_loss_conventional(adam_losses):
     torch.manual_seed(7)
     x, y = _task()
     model = Transformer(_cfg())
-    losses = _train(lambda: torch.nn.functional.cross_entropy(model(x), y), model.parameters())
+    losses = adam_losses(lambda: torch.nn.functional.cross_entropy(model(x), y), model.parameters())
     assert losses[-1] < 0.6 * losses[0], losses
 
 
-def test_training_reduces_loss_spiking_through_simulator():
+def test_training_reduces_loss_spiking_through_simulator(adam_losses):
     torch.manual_seed(8)
     x, y = _task()
     model = SpikingTransformer(_cfg())                     # norm="batch", as in the paper
     sim = ns.Simulator(ns.Graph.sequential((L, F_IN), ("former", transformer_block(model))), dt=1e-3)
-    losses = _train(lambda: torch.nn.functional.cross_entropy(_run(sim, x).output.mean(0), y), sim.parameters())
+    losses = adam_losses(lambda: torch.nn.functional.cross_entropy(_run(sim, x).output.mean(0), y), sim.parameters())
     assert losses[-1] < 0.7 * losses[0], losses
 
 

@@ -34,9 +34,8 @@ from typing import NamedTuple, Union
 
 import torch
 
-from .base import (INTEGRATIONS, NeuronModel, check_choice, check_fields_positive, decay_factor,
-                   default_spike_fn, register_neuron_model)
-from .cuba_lif import _membrane_coefficients
+from .base import INTEGRATIONS, NeuronModel, check_choice, check_fields_positive, default_spike_fn, register_neuron_model
+from .cuba_lif import current_and_membrane
 
 Scalar = Union[float, torch.Tensor]
 
@@ -77,11 +76,7 @@ def cuba_li_initial_state(params: CubaLIParams, shape, batch_size: int, device=N
 def cuba_li_step(x: torch.Tensor, state: CubaLIState, p: CubaLIParams, dt: float,
                  spike_fn=default_spike_fn):
     """One CubaLI step (module docstring). Returns (v, new_state); ``spike_fn`` is unused."""
-    a_syn = decay_factor(p.tau_syn, dt, p.integration)
-    a_mem, c = _membrane_coefficients(p, dt)
-    i = state.i * a_syn + p.w_in * x
-    drive = i if p.input_same_step else state.i
-    v = p.v_leak + (state.v - p.v_leak) * a_mem + c * (p.r * drive)
+    i, v = current_and_membrane(x, state.v, state.i, p, dt)
     return v, CubaLIState(v=v, i=i)
 
 

@@ -125,14 +125,21 @@ def _membrane_coefficients(p: CubaLIFParams, dt: float):
     return decay_factor(p.tau_mem, dt, "euler"), dt / p.tau_mem
 
 
+def current_and_membrane(x: torch.Tensor, v_prev: torch.Tensor, i_prev: torch.Tensor, p, dt: float):
+    """The subthreshold CUBA update shared by ``cuba_lif`` and ``cuba_li`` (module docstring):
+    ``i = a_syn i_prev + w_in x``, then ``v = v_leak + (v_prev - v_leak) a_mem + c r drive`` with
+    ``drive = i`` (input in the same step) or ``i_prev``. Returns ``(i, v)``, shapes of ``x``."""
+    a_syn = decay_factor(p.tau_syn, dt, p.integration)
+    a_mem, c = _membrane_coefficients(p, dt)
+    i = i_prev * a_syn + p.w_in * x
+    drive = i if p.input_same_step else i_prev
+    return i, p.v_leak + (v_prev - p.v_leak) * a_mem + c * (p.r * drive)
+
+
 def cuba_lif_step(x: torch.Tensor, state: CubaLIFState, p: CubaLIFParams, dt: float,
                   spike_fn=default_spike_fn):
     """One CubaLIF step (see the module docstring). Returns (spikes, new_state)."""
-    a_syn = decay_factor(p.tau_syn, dt, p.integration)
-    a_mem, c = _membrane_coefficients(p, dt)
-    i = state.i * a_syn + p.w_in * x
-    drive = i if p.input_same_step else state.i
-    v = p.v_leak + (state.v - p.v_leak) * a_mem + c * (p.r * drive)
+    i, v = current_and_membrane(x, state.v, state.i, p, dt)
     s, v, refractory = integrate_and_fire(v, state.v, state.refractory, p, spike_fn)
     return s, CubaLIFState(v=v, i=i, refractory=refractory)
 

@@ -64,7 +64,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -75,7 +75,7 @@ from neurosim.projections.delay import Delay
 
 __all__ = ["LoihiCubaParams", "LoihiCubaState", "loihi_cuba_step", "loihi_cuba_initial_state",
            "LoihiCuba", "LoihiDense", "DECAY_UNITY", "UV_LIMIT", "ACTIVATION_SHIFT", "THRESHOLD_SHIFT",
-           "MAX_DELAY", "decay", "wrap_current", "clip_voltage"]
+           "MAX_DELAY", "decay", "wrap_current", "clip_voltage", "single_int_value"]
 
 DECAY_UNITY = 4096            # decays are fractions of 2^12
 UV_LIMIT = 2 ** 23            # u and v are 24-bit signed
@@ -155,6 +155,15 @@ def loihi_cuba_initial_state(params: LoihiCubaParams, shape, batch_size: int, de
     """u = v = 0, not refractory, int32 ``[batch, *shape]`` (``dtype`` is ignored: integer state)."""
     z = torch.zeros((batch_size, *shape), device=device, dtype=torch.int32)
     return LoihiCubaState(u=z, v=z, refractory=z)
+
+
+def single_int_value(value) -> Optional[int]:
+    """The one value of an int parameter, or of an integer-valued tensor whose entries are all
+    equal (Population keeps tensors as float buffers); None when the entries differ or are none."""
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().reshape(-1)
+        return int(flat[0].round()) if flat.numel() and bool((flat == flat[0]).all()) else None
+    return int(value)
 
 
 def _as_int64(value, like: torch.Tensor):

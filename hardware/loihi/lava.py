@@ -90,7 +90,7 @@ from neurosim.projections.conv import Flatten
 
 from ..registry import Backend, UnsupportedNodesError
 from .conv import LoihiConv2d
-from .fixed_point import ACTIVATION_SHIFT, DECAY_UNITY, MAX_DELAY, LoihiDense
+from .fixed_point import ACTIVATION_SHIFT, DECAY_UNITY, MAX_DELAY, LoihiDense, single_int_value
 
 __all__ = ["LAVA", "LavaNetwork", "SynapsePlan", "plan_lava", "to_lava", "lava_shape", "LAVA_MAX_DELAY"]
 
@@ -163,12 +163,6 @@ def _values(value) -> np.ndarray:
     return np.asarray(value, dtype=np.int64)
 
 
-def _one_value(value) -> Optional[int]:
-    """The single value of a scalar or of a tensor whose entries are all equal, else None."""
-    array = _values(value).ravel()
-    return int(array[0]) if array.size and (array == array[0]).all() else None
-
-
 def _population_supports(node: Population) -> Optional[str]:
     if node.model.name != "loihi_cuba":
         return (f"neuron model {node.model.name!r}: Lava's fixed-point LIF maps only 'loihi_cuba' "
@@ -178,9 +172,9 @@ def _population_supports(node: Population) -> Optional[str]:
         return f"shape {tuple(node.out_shape)}: only populations of shape (n,) or (C, H, W) are mapped"
     reasons = []
     for name in ("i_decay", "v_decay", "v_th_mant"):
-        if _one_value(getattr(p, name)) is None:
+        if single_int_value(getattr(p, name)) is None:
             reasons.append(f"{name} differs between neurons (Lava's LIF has one du/dv/vth register per process)")
-    i_decay, v_decay = _one_value(p.i_decay), _one_value(p.v_decay)
+    i_decay, v_decay = single_int_value(p.i_decay), single_int_value(p.v_decay)
     if i_decay == 0:
         reasons.append("i_decay = 0 (a current that never decays) needs du = -1; Lava's du is 12-bit "
                        "unsigned and its model adds 1 (i_decay = du + 1 in 1..4096)")
@@ -389,8 +383,8 @@ def _map_population(name: str, node: Population, context):
     from lava.proc.lif.process import LIF
     p = node.params
     shape = tuple(node.out_shape)
-    return LIF(shape=lava_shape(shape), du=_one_value(p.i_decay) - 1, dv=_one_value(p.v_decay),
-               vth=_one_value(p.v_th_mant), bias_mant=_per_neuron(p.bias_mant, shape),
+    return LIF(shape=lava_shape(shape), du=single_int_value(p.i_decay) - 1, dv=single_int_value(p.v_decay),
+               vth=single_int_value(p.v_th_mant), bias_mant=_per_neuron(p.bias_mant, shape),
                bias_exp=_per_neuron(p.bias_exp, shape), name=name)
 
 

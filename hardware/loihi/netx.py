@@ -60,7 +60,7 @@ from neurosim.simulator import Simulator
 
 from ..registry import UnsupportedNodesError
 from .conv import LoihiConv2d
-from .fixed_point import MAX_DELAY, PARAM_RANGES, WEIGHT_MANT_RANGE, LoihiCubaParams, LoihiDense
+from .fixed_point import MAX_DELAY, PARAM_RANGES, WEIGHT_MANT_RANGE, LoihiCubaParams, LoihiDense, single_int_value
 from .netx_format import (CHECKSUM_KEY, NETX_WEIGHT_RANGE, NEURON_TYPES, UNLOADABLE_TYPES, NetxFileError,
                           content_digest, file_size, read_dataset, read_text, reading, text_dataset)
 
@@ -145,13 +145,6 @@ def _walk(graph: Graph, problems: List[Tuple[str, str, str]]) -> Optional[_Chain
     return chain
 
 
-def _scalar_int(value) -> Optional[int]:
-    if isinstance(value, torch.Tensor):
-        flat = value.detach().reshape(-1)
-        return int(flat[0]) if flat.numel() and bool((flat == flat[0]).all()) else None
-    return int(value)
-
-
 def _weight_problems(name: str, node, w_int: torch.Tensor) -> List[Tuple[str, str, str]]:
     kind, low, high = type(node).__name__, *NETX_WEIGHT_RANGE
     problems = []
@@ -168,7 +161,7 @@ def _weight_problems(name: str, node, w_int: torch.Tensor) -> List[Tuple[str, st
 def _population_problems(name: str, pop: Population, size: int) -> List[Tuple[str, str, str]]:
     p, problems = pop.params, []
     for key in ("i_decay", "v_decay", "v_th_mant"):
-        if _scalar_int(getattr(p, key)) is None:
+        if single_int_value(getattr(p, key)) is None:
             problems.append((name, "Population", f"per-neuron {key}; a netx neuron group holds one value"))
     if p.refractory_delay:
         problems.append((name, "Population", f"refractory_delay={p.refractory_delay}; Lava's fixed-point LIF "
@@ -187,7 +180,7 @@ def _bias_values(p: LoihiCubaParams, size: int) -> Optional[torch.Tensor]:
     """The netx bias (``bias_mant`` at exponent 6) per neuron, int64 ``[size]``, or None if inexact."""
     mant = torch.as_tensor(p.bias_mant, dtype=torch.float64).reshape(-1).expand(size) if not isinstance(
         p.bias_mant, torch.Tensor) or p.bias_mant.numel() == 1 else p.bias_mant.detach().to(torch.float64).reshape(-1)
-    total = mant * 2.0 ** _scalar_int(p.bias_exp)
+    total = mant * 2.0 ** single_int_value(p.bias_exp)
     netx = total / 2 ** BIAS_EXP
     if not bool((netx == netx.round()).all()):
         return None
@@ -242,7 +235,7 @@ def _write_neuron(group, p: LoihiCubaParams) -> None:
     neuron = group.create_group("neuron")
     neuron.create_dataset("type", data="CUBA")          # a scalar variable-length string, as slayer writes
     for key, value in (("iDecay", p.i_decay), ("vDecay", p.v_decay), ("vThMant", p.v_th_mant)):
-        neuron.create_dataset(key, data=np.int64(_scalar_int(value)))
+        neuron.create_dataset(key, data=np.int64(single_int_value(value)))
     neuron.create_dataset("refDelay", data=np.int64(1))   # slayer's value; Lava does not use it
     neuron.create_dataset("gradedSpike", data=False)
 

@@ -1,4 +1,5 @@
-"""The ``neurosim`` command line: ``simulate``, ``train``, ``info``, ``conform`` and ``export``.
+"""The ``neurosim`` command line: ``simulate``, ``train``, ``info``, ``conform``, ``export`` and ``compare``
+(:mod:`neurosim.compare`).
 
     neurosim simulate CONFIG [--out DIR] [--steps N] [--seed S]
     neurosim train CONFIG [--out DIR] [--epochs N]
@@ -6,6 +7,7 @@
     neurosim conform MODEL [--input FILE.npy|.npz] [--seed N] [--steps T] [--batch B] [--rate P]
                            [--backends a,b,...] [--report PATH.md|.html]
     neurosim export MODEL --to nir|netx|norse|lava|brian2 -o PATH
+    neurosim compare EXAMPLE|--all [--quick|--full] [--seeds N|--seed N] [--out DIR] [-- EXAMPLE FLAGS]
 
 MODEL is a saved network (``neurosim.save``), a NIR or netx file, a YAML/TOML config or an
 example network name (:mod:`neurosim.hardware.model_source`). ``conform`` runs one input through
@@ -420,11 +422,18 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", required=True, help="the file to write")
     e.add_argument("--seed", type=int, default=0, help="seed of an example network's weights (0)")
     e.add_argument("--input-shape", help="C,H,W (or n): the input of a netx file that has no input layer")
+    sub.add_parser("compare", help="train an example's spiking and conventional variants and write a report",
+                   description="neurosim compare EXAMPLE|--all [...]: see `neurosim compare --help` "
+                               "(neurosim.compare)", add_help=False)
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     from .config import ConfigError
+    raw = sys.argv[1:] if argv is None else list(argv)
+    if raw[:1] == ["compare"]:         # its own parser: the flags after -- go to the example
+        from .compare import main as compare_main
+        return compare_main(raw[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command in ("conform", "export"):

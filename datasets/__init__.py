@@ -7,6 +7,7 @@
 * :mod:`.tasks`: copy and associative-recall tasks, bAbI-style stories, N-way K-shot episodes;
 * :mod:`.events`: N-MNIST, SHD, DVS Gesture and POKER-DVS through tonic from a local root, and the
   real DVS Gesture clips (``GestureClips``);
+* :mod:`.shapes`: a synthetic DVS-like moving-shapes event stream (tonic structured arrays);
 * :mod:`.transforms`: events to ``[T, P, H, W]`` frames (tonic's transforms) and ``pad_collate``.
 
 The event modules import tonic on first use of one of their names, so importing
@@ -16,12 +17,13 @@ The event modules import tonic on first use of one of their names, so importing
 import importlib
 
 from .digits import Digits, load_digit_images
+from .shapes import SHAPES, MovingShapes
 from .randman import Randman, RandomManifold
 from .synthetic import RatePatterns
 from .tasks import AssociativeRecall, BabiTasks, CopyTask, Episode, EpisodeSampler, Vocabulary, sequence_collate
 
 __all__ = ["RatePatterns", "Digits", "load_digit_images", "Randman", "RandomManifold", "CopyTask", "AssociativeRecall", "BabiTasks", "Vocabulary", "Episode", "EpisodeSampler",
-           "sequence_collate", "NMNIST", "SHD", "DVSGesture", "POKERDVS", "GestureClips", "EVENT_DATASETS", "read_bs2",
+           "sequence_collate", "MovingShapes", "SHAPES", "NMNIST", "SHD", "DVSGesture", "POKERDVS", "GestureClips", "EVENT_DATASETS", "read_bs2",
            "EventFrames", "frames", "pad_collate"]
 
 _LAZY = {**{name: "events" for name in ("NMNIST", "SHD", "DVSGesture", "POKERDVS", "GestureClips", "EVENT_DATASETS",

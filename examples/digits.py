@@ -16,12 +16,20 @@ linear``, see ``plugins/cnn.py`` for the equations):
   ``T = --steps`` steps (direct coding), trained by BPTT with surrogate gradients on
   ``membrane_cross_entropy(v, y, mode="max")``, i.e. logits ``z_c = max_t v[t, c]``; prediction
   ``argmax_c z_c``.
+* ``"spiking CNN, Loihi-ready"`` (spiking): the spiking CNN in the form Loihi runs, so that the
+  report can quantise it to the fixed-point Loihi model, write its netx file and run that on
+  Lava: no pooling, no biases, reset to zero, a LIF readout (``CNNConfig(pool=1, bias=False,
+  reset="zero", readout="lif")``, channels ``--loihi-channels``), and Poisson spike input
+  (``p = x r dt`` per step with ``r = --input-rate`` Hz, a fresh draw per batch; the test input
+  is one fixed draw). Trained by BPTT on ``spike_count_cross_entropy`` (logits = output spike
+  counts / 2) for ``T = --loihi-steps`` steps; prediction ``argmax_c`` of the counts. Its input is
+  spikes, so every layer's work is synops.
 * ``"converted CNN"`` (converted): the trained CNN through :func:`neurosim.plugins.convert`
   (IF neurons, threshold balancing at the 99.9th percentile of the training activations, direct
   coding), no extra training, run for ``T = --convert-steps`` steps; prediction ``argmax_c`` of
   the output spike counts.
 
-Both trained variants use the same budget: ``--epochs`` passes over the 1437 images in the same
+The three trained variants use the same budget: ``--epochs`` passes over the 1437 images in the same
 seeded batch order, batch ``--batch-size``, Adam with a one-cycle learning-rate schedule peaking
 at ``--lr``. ``history`` holds per epoch the mean training loss over the epoch's batches and the
 test accuracy after the epoch (monitoring only: the reported model is the last one, no model
@@ -51,9 +59,12 @@ NAME = "digits"
 TITLE = "8x8 digits (scikit-learn): CNN vs spiking CNN (BPTT) vs CNN converted to spikes"
 
 PRESETS = {
-    "quick": {"epochs": 3, "batch_size": 32, "lr": 2e-2, "channels": (8, 16), "steps": 6, "convert_steps": 24},
-    "default": {"epochs": 12, "batch_size": 32, "lr": 2e-2, "channels": (16, 32), "steps": 8, "convert_steps": 32},
-    "full": {"epochs": 40, "batch_size": 32, "lr": 1e-2, "channels": (32, 64), "steps": 16, "convert_steps": 128},
+    "quick": {"epochs": 3, "batch_size": 32, "lr": 2e-2, "channels": (8, 16), "steps": 6, "convert_steps": 24,
+              "loihi_channels": (4, 8), "loihi_steps": 8, "input_rate": 500.0},
+    "default": {"epochs": 12, "batch_size": 32, "lr": 2e-2, "channels": (16, 32), "steps": 8, "convert_steps": 32,
+                "loihi_channels": (8, 16), "loihi_steps": 16, "input_rate": 500.0},
+    "full": {"epochs": 40, "batch_size": 32, "lr": 1e-2, "channels": (32, 64), "steps": 16, "convert_steps": 128,
+             "loihi_channels": (16, 32), "loihi_steps": 32, "input_rate": 500.0},
 }
 
 DT = 1e-3            # [s] simulation step of both spiking variants
@@ -97,20 +108,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=_positive_int, default=None, help="time steps T of the spiking CNN")
     parser.add_argument("--convert-steps", type=_positive_int, default=None,
                         help="time steps T of the converted CNN")
+    parser.add_argument("--loihi-channels", type=_channels, default=None,
+                        help="conv channels of the Loihi-ready spiking CNN, e.g. 8,16")
+    parser.add_argument("--loihi-steps", type=_positive_int, default=None,
+                        help="time steps T of the Loihi-ready spiking CNN")
+    parser.add_argument("--input-rate", type=_positive_float, default=None,
+                        help="Poisson rate [Hz] of a white pixel for the Loihi-ready spiking CNN (<= 1/dt)")
 
 
 def _check_args(args) -> None:
     """Refuse a bad budget (from a preset or a caller) before any work."""
     from neurosim.validation import check_int, check_number
-    for name in ("epochs", "batch_size", "steps", "convert_steps"):
+    for name in ("epochs", "batch_size", "steps", "convert_steps", "loihi_steps"):
         check_int(getattr(args, name), f"examples/digits.py: --{name.replace('_', '-')}", minimum=1)
     check_number(args.lr, "examples/digits.py: --lr", positive=True)
-    channels = tuple(args.channels) if not isinstance(args.channels, int) else (args.channels,)
-    if not channels:
-        raise ValueError("examples/digits.py: --channels names no conv block")
-    for c in channels:
-        check_int(c, "examples/digits.py: --channels", minimum=1)
-    args.channels = channels
+    if not 0 < args.input_rate * DT <= 1:
+        raise ValueError(f"examples/digits.py: --input-rate {args.input_rate} Hz gives a spike probability "
+                         f"{args.input_rate * DT:g} per {DT:g} s step; it must be in (0, 1]")
+    for name in ("channels", "loihi_channels"):
+        channels = tuple(getattr(args, name)) if not isinstance(getattr(args, name), int) else (getattr(args, name),)
+        if not channels:
+            raise ValueError(f"examples/digits.py: --{name.replace('_', '-')} names no conv block")
+        for c in channels:
+            check_int(c, f"examples/digits.py: --{name.replace('_', '-')}", minimum=1)
+        setattr(args, name, channels)
 
 
 def load_images() -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -232,6 +253,9 @@ def run(args) -> ExampleResult:
         spikes_per_sample=m.spikes_per_sample, synops_per_sample=synops, history=snn_history, raster=m.raster,
         simulator=sim, deploy_inputs=ns.direct_encode(x_test[:4], args.steps).clone()))
 
+    # ---------------------------------------------------------------- Loihi-ready spiking CNN
+    variants.append(_loihi_ready_variant(args, x_train, y_train, x_test, y_test))
+
     # ---------------------------------------------------------------- converted CNN
     with wall_seconds() as t:
         converted = convert(cnn, x_train, percentile=PERCENTILE, encoding="direct", neuron="if", dt=DT)
@@ -255,6 +279,8 @@ def run(args) -> ExampleResult:
         metric_name="test accuracy", higher_is_better=True, chance=0.1, seed=args.seed, size=args.size,
         budget={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                 "channels": list(args.channels), "steps": args.steps, "convert_steps": args.convert_steps,
+                "loihi_channels": list(args.loihi_channels), "loihi_steps": args.loihi_steps,
+                "input_rate_hz": args.input_rate,
                 "optimizer": "Adam, one-cycle schedule", "dt": DT, "percentile": PERCENTILE},
         variants=variants, references=[],
         notes=["No published figure for a spiking CNN on scikit-learn's 8x8 digits that we are sure of; "
@@ -263,8 +289,46 @@ def run(args) -> ExampleResult:
                "per-epoch test accuracy is monitoring only (the last model is reported).",
                "The converted CNN is the trained CNN after conversion (no training of its own): its curves "
                "are the CNN's, its train time the CNN's plus the conversion.",
-               "Spiking variants: conv0 gets the analog image every step (direct coding), so its work counts "
-               "as dense MACs; synops are the event-driven layers' active inputs x fan-out."])
+               "Spiking CNN and converted CNN: conv0 gets the analog image every step (direct coding), so its "
+               "work counts as dense MACs; synops are the event-driven layers' active inputs x fan-out.",
+               "The Loihi-ready spiking CNN (no pooling or biases, reset to zero, LIF readout, Poisson input) "
+               "is the variant Loihi can run; the others use pooling, biases, subtractive reset or analog "
+               "input, which Loihi's synapses and neurons do not have."])
+
+
+def _loihi_ready_variant(args, x_train, y_train, x_test, y_test) -> VariantResult:
+    """Train and measure the Loihi-ready spiking CNN (module docstring) with the shared budget."""
+    import neurosim as ns
+    from neurosim.plugins.cnn import CNNConfig, spiking_cnn
+    from neurosim.training import spike_count_cross_entropy
+    config = CNNConfig(in_shape=(1, 8, 8), channels=args.loihi_channels, num_classes=10, pool=1, bias=False,
+                       reset="zero", readout="lif")
+    seed_everything(args.seed)
+    sim = ns.Simulator(spiking_cnn(config, dt=DT), dt=DT)
+    draws = torch.Generator().manual_seed(args.seed + 1)             # the training input's Poisson draws
+
+    def encode(x, generator):
+        return ns.poisson_encode(x, args.loihi_steps, DT, max_rate=args.input_rate, generator=generator)
+
+    test_inputs = encode(x_test, torch.Generator().manual_seed(SPLIT_SEED))   # one fixed test draw
+
+    def accuracy():
+        with torch.no_grad():
+            return (sim.run(test_inputs).output.sum(0).argmax(-1) == y_test).float().mean()
+
+    history, seconds = train_epochs(
+        sim.parameters(),
+        lambda idx: spike_count_cross_entropy(sim.run(encode(x_train[idx], draws)).output, y_train[idx], scale=0.5),
+        accuracy, len(y_train), args, torch.Generator().manual_seed(args.seed))
+    with torch.no_grad(), wall_seconds() as t:
+        acc = float(accuracy())
+    m = measure_simulator(sim, test_inputs)
+    return VariantResult(
+        name="spiking CNN, Loihi-ready", kind="spiking", metric=acc, params=count_parameters(sim),
+        time_steps=args.loihi_steps, train_seconds=seconds, seconds_per_sample=t[0] / len(y_test),
+        macs_per_sample=m.macs_per_sample, spikes_per_sample=m.spikes_per_sample,
+        synops_per_sample=m.synops_per_sample, history=history, raster=m.raster, simulator=sim,
+        deploy_inputs=test_inputs[:, :4].clone())
 
 
 if __name__ == "__main__":

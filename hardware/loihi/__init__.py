@@ -5,7 +5,7 @@
 * :mod:`.conv`: :class:`LoihiConv2d`, the integer convolution synapse;
 * :mod:`.netx`: :func:`to_netx` / :func:`from_netx`, lava-dl's netx HDF5 files (layout facts in
   :mod:`.netx_format`); :mod:`.netx_lava` runs such a file on Lava's own simulation;
-* :mod:`.quantize`: :func:`quantize` maps a trained float network (Dense -> LIF / CubaLIF) to
+* :mod:`.quantize`: :func:`quantize` maps a trained float network (Dense or Conv2d, Flatten -> LIF / CubaLIF) to
   them and reports the error it introduced; :func:`fake_quantize_weight` is the straight-through
   weight quantiser for quantisation-aware training.
 

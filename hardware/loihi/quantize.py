@@ -1,7 +1,7 @@
-"""``quantize(sim)``: a trained float network (Dense -> LIF / CubaLIF) as the fixed-point Loihi model.
+"""``quantize(sim)``: a trained float network (Dense / Conv2d -> LIF / CubaLIF) as the fixed-point Loihi model.
 
 Each population ``p`` gets a voltage scale ``s_p`` (volts per integer unit, ``v = s_p v_int``) and
-each Dense feeding it a mantissa/exponent weight. With ``k_p`` the float membrane gain per unit
+each Dense or Conv2d feeding it a mantissa/exponent weight. With ``k_p`` the float membrane gain per unit
 of input (``lif``: ``k = (1 - a_mem) r``; ``cuba_lif``: ``k = c r w_in``, ``c`` its exact or Euler
 current coefficient, see :mod:`neurosim.neurons.cuba_lif`), a float weight ``W`` moves the
 membrane by ``k W`` volts per spike, which the integer model does with ``m << (e + 6)`` units::
@@ -13,30 +13,39 @@ membrane by ``k W`` volts per spike, which the integer model does with ``m << (e
     a = exp(-dt / tau) ("exact") or 1 - dt / tau ("euler"); i_decay in 1..4096, v_decay in 0..4095
     (the ranges Lava's du/dv registers express)
 
-Choice of scale: the Dense with the largest ``k max|W|`` into ``p`` uses the full mantissa range
-(127) at the largest exponent ``e*`` in ``max_weight_exp``..0 (7 by default, 1 for netx) for which ``v_th_mant <= 2^17 - 1`` and the worst
+Choice of scale: the synapse node (Dense or Conv2d) with the largest ``k max|W|`` into ``p`` uses
+the full mantissa range (127) at the largest exponent ``e*`` in ``max_weight_exp``..0 (7 by
+default, 1 for netx) for which ``v_th_mant <= 2^17 - 1`` and the worst
 case current (every input spiking every step, ``sum |m| 2^(e+6) 4096 / i_decay`` over the
-inputs of one neuron) stays below 2^23, so u never wraps; every other Dense into ``p`` takes the
-smallest exponent that holds its largest weight. When no exponent meets both bounds, ``e* = 0``
+inputs of one neuron, summed over every synapse node into ``p``; for a Conv2d, over one output
+channel's receptive field ``[C_in / groups, k_h, k_w]``, see :mod:`.quantize_conv`) stays below
+2^23, so u never wraps; every other synapse node into ``p`` takes the smallest exponent that
+holds its largest weight. When no exponent meets both bounds, ``e* = 0``
 and the report carries a warning.
 
-Timing (``timing=``): ``"loihi"`` (default) gives every Dense fed by forward edges Loihi's one
-step of latency (:class:`LoihiDense` ``latency=1``) and a Dense fed through a back-edge none
-(the back-edge is that step), so the network runs step for step as Lava runs its netx export;
-population ``p`` then spikes ``k_p`` steps after the float network, ``k_p`` the number of Dense
-layers on its forward path (``report.latency_steps``). ``"engine"`` keeps the float network's
+Timing (``timing=``): ``"loihi"`` (default) gives every Dense / Conv2d fed by forward edges
+Loihi's one step of latency (:class:`LoihiDense` / :class:`LoihiConv2d` ``latency=1``) and one fed
+through a back-edge (directly or through a Flatten) none (the back-edge is that step), so the
+network runs step for step as Lava runs its netx export; population ``p`` then spikes ``k_p``
+steps after the float network, ``k_p`` the number of synapse layers on its forward path
+(``report.latency_steps``; a Flatten adds none). ``"engine"`` keeps the float network's
 timing (``latency=0`` everywhere): for comparing accuracy, not for export.
 
-Report (:class:`QuantizationReport`): per Dense the relative weight error, ``max|W_hat - W| /
+Report (:class:`QuantizationReport`): per Dense / Conv2d the relative weight error, ``max|W_hat - W| /
 max|W|`` and ``||W_hat - W||_2 / ||W||_2`` with ``W_hat = (m << (e + 6)) weight_scale``; per
 population the threshold and decay errors; with ``inputs``, the fraction of equal spike entries
 (``[T, batch, n]``, every population) between the float and the quantised network, run from rest,
 comparing float step ``t`` with quantised step ``t + k_p`` (``t < T - k_p``).
 
 Mapped: ``Dense`` (no bias; delays one per output neuron, 0..62) feeding exactly one population,
-fed by graph inputs or populations; ``Population`` of ``lif`` / ``cuba_lif`` with ``reset="zero"``,
-``v_leak = 0``, ``input_same_step=True``, ``v_threshold > 0`` and scalar parameters, fed by
-Dense nodes only. Everything else is listed in one :class:`~neurosim.hardware.registry.UnsupportedNodesError`.
+fed by graph inputs, populations or a Flatten of one; ``Conv2d`` (no bias) feeding exactly one
+population, fed by graph inputs or populations, to :class:`LoihiConv2d` (same stride, padding,
+dilation, groups); ``Flatten`` reading one population (or graph input) and feeding Dense nodes,
+kept as a Flatten (integer spikes pass through); ``Population`` of ``lif`` / ``cuba_lif`` with
+``reset="zero"``, ``v_leak = 0``, ``input_same_step=True``, ``v_threshold > 0`` and scalar
+parameters, fed by Dense / Conv2d nodes only. Refused: pools (Loihi has no graded pooling: use a
+strided conv or pool=1), biases, and everything else, all listed in one
+:class:`~neurosim.hardware.registry.UnsupportedNodesError`.
 The user's network is only read.
 
 Example::
@@ -56,12 +65,15 @@ from neurosim.monitor import Monitor
 from neurosim.neurons.base import decay_factor
 from neurosim.neurons.cuba_lif import exact_current_coefficient
 from neurosim.population import Population
+from neurosim.projections.conv import Conv2d, Flatten
 from neurosim.projections.dense import Dense
 from neurosim.simulator import Simulator
 
 from ..registry import Backend, UnsupportedNodesError
 from .fixed_point import (ACTIVATION_SHIFT, DECAY_UNITY, MAX_DELAY, PARAM_RANGES, THRESHOLD_SHIFT, UV_LIMIT,
                           WEIGHT_EXP_RANGE, WEIGHT_MANT_RANGE, LoihiCubaParams, LoihiDense)
+from .quantize_conv import (SYNAPSE_TYPES, ConvGeometry, conv_reason, conv_structure_problems, loihi_conv, map_conv,
+                            map_flatten, neuron_bounds, refusal)
 
 __all__ = ["quantize", "QuantizationReport", "LayerReport", "PopulationReport", "weight_mantissa",
            "fake_quantize_weight", "LOIHI"]
@@ -179,10 +191,14 @@ def _map_dense(name: str, node: Dense, dt: float) -> Tuple[torch.Tensor, torch.T
     return node.weight.detach().to(torch.float64).clone(), _row_delays(node)
 
 
+LOIHI.register(Conv2d, supports=conv_reason)(map_conv)
+LOIHI.register(Flatten)(map_flatten)
+
+
 # ---------------------------------------------------------------------- report
 @dataclass(frozen=True)
 class LayerReport:
-    """One Dense: target population, exponent, ``weight_scale`` (``W_hat = (m << (e + 6))
+    """One Dense or Conv2d: target population, exponent, ``weight_scale`` (``W_hat = (m << (e + 6))
     weight_scale``, float weight units per integer unit) and the relative weight errors."""
 
     population: str
@@ -223,8 +239,20 @@ class QuantizationReport:
 
 
 # ---------------------------------------------------------------------- structure
+def _reads_spikes(graph: Graph, source: str) -> bool:
+    """A graph input, a population, or a Flatten of one (Loihi synapses carry spikes)."""
+    if source not in graph.nodes:
+        return True
+    node = graph.nodes[source]
+    if isinstance(node, Flatten):
+        return all(e.source not in graph.nodes or isinstance(graph.nodes[e.source], Population)
+                   for e in graph.in_edges(source))
+    return isinstance(node, Population)
+
+
 def _structure_problems(graph: Graph) -> List[Tuple[str, str, str]]:
-    """Dense nodes must feed exactly one population and read spikes; populations read Dense only."""
+    """Dense nodes must feed exactly one population and read spikes; populations read Dense or
+    Conv2d only; Conv2d and Flatten rules in :func:`.quantize_conv.conv_structure_problems`."""
     problems = []
     for name, node in graph.nodes.items():
         ins = graph.in_edges(name)
@@ -233,27 +261,40 @@ def _structure_problems(graph: Graph) -> List[Tuple[str, str, str]]:
             if len(targets) != 1 or not isinstance(graph.nodes[next(iter(targets))], Population):
                 problems.append((name, "Dense", f"feeds {sorted(targets) or 'nothing'}; it must feed exactly one "
                                  "population (its weights are scaled to that population's voltage)"))
-            bad = [e.source for e in ins if e.source in graph.nodes and not isinstance(graph.nodes[e.source], Population)]
+            bad = [e.source for e in ins if not _reads_spikes(graph, e.source)]
             if bad:
                 problems.append((name, "Dense", f"reads {bad}, which are not populations (Loihi synapses carry spikes)"))
         elif isinstance(node, Population):
-            bad = [e.source for e in ins if e.source not in graph.nodes or not isinstance(graph.nodes[e.source], Dense)]
+            bad = [e.source for e in ins if e.source not in graph.nodes
+                   or not isinstance(graph.nodes[e.source], SYNAPSE_TYPES)]
             if bad:
-                problems.append((name, "Population", f"reads {bad} directly; a population is fed through Dense nodes only"))
-    return problems
+                problems.append((name, "Population", f"reads {bad} directly; a population is fed through Dense or "
+                                 "Conv2d nodes only"))
+    return problems + conv_structure_problems(graph)
+
+
+def _edge_kinds(graph: Graph, name: str) -> set:
+    """Whether each input of synapse ``name`` arrives through a back-edge (directly, or on the
+    way into the Flatten it reads): ``{True}``, ``{False}`` or both."""
+    kinds = set()
+    for e in graph.in_edges(name):
+        flat = e.source in graph.nodes and isinstance(graph.nodes[e.source], Flatten)
+        through = graph.in_edges(e.source) if flat else []
+        kinds.add(e.back or any(f.back for f in through))
+    return kinds
 
 
 def _check(graph: Graph, timing: str) -> None:
     problems = []
     for name, node in graph.nodes.items():
-        fn, reason = LOIHI.entry(node)
+        fn, reason = (None, refusal(node)) if refusal(node) else LOIHI.entry(node)
         if fn is None:
             problems.append((name, type(node).__name__, reason))
-        elif timing == "loihi" and isinstance(node, Dense):
-            kinds = {e.back for e in graph.in_edges(name)}
-            if kinds == {True, False}:
-                problems.append((name, "Dense", "reads both forward edges and back-edges; on Loihi a synapse "
-                                 "has one latency (split it into two Dense nodes)"))
+        elif timing == "loihi" and isinstance(node, SYNAPSE_TYPES):
+            if _edge_kinds(graph, name) == {True, False}:
+                kind = type(node).__name__
+                problems.append((name, kind, "reads both forward edges and back-edges; on Loihi a synapse "
+                                 f"has one latency (split it into two {kind} nodes)"))
     problems += _structure_problems(graph)
     if problems:
         raise UnsupportedNodesError(LOIHI.name, problems)
@@ -269,8 +310,10 @@ def _smallest_exponent(w_real: torch.Tensor) -> int:
     return WEIGHT_EXP_RANGE[1]
 
 
-def _candidate(pop: _PopulationMap, weights: Dict[str, torch.Tensor], top_exp: int, max_exp: int):
-    """(s, v_th_mant, {dense: (m, e)}, worst-case |u|) for the largest weight at exponent ``top_exp``."""
+def _candidate(pop: _PopulationMap, weights: Dict[str, torch.Tensor], top_exp: int, max_exp: int,
+               per_channel: Dict[str, bool], shape):
+    """(s, v_th_mant, {synapse: (m, e)}, worst-case |u|) for the largest weight at exponent
+    ``top_exp``; ``per_channel[name]``: a conv (bound per output channel), ``shape``: the population's."""
     largest = max(float(w.abs().max()) if w.numel() else 0.0 for w in weights.values()) * pop.gain
     if largest == 0.0:
         s = pop.threshold / (2 ** THRESHOLD_SHIFT * 2 ** 10)
@@ -283,14 +326,15 @@ def _candidate(pop: _PopulationMap, weights: Dict[str, torch.Tensor], top_exp: i
         e = min(_smallest_exponent(w_real), max_exp)
         m = weight_mantissa(w_real, e)
         mapped[name] = (m, e)
-        worst = worst + m.abs().sum(1) * 2.0 ** (e + ACTIVATION_SHIFT)
+        worst = worst + neuron_bounds(m, e, per_channel[name], shape)
     worst_u = float(torch.as_tensor(worst).max()) * DECAY_UNITY / pop.i_decay
     return s, v_th, mapped, worst_u
 
 
-def _choose(name: str, pop: _PopulationMap, weights: Dict[str, torch.Tensor], warnings: List[str], max_exp: int):
+def _choose(name: str, pop: _PopulationMap, weights: Dict[str, torch.Tensor], warnings: List[str], max_exp: int,
+            per_channel: Dict[str, bool], shape):
     for top in range(max_exp, WEIGHT_EXP_RANGE[0] - 1, -1):
-        s, v_th, mapped, worst_u = _candidate(pop, weights, top, max_exp)
+        s, v_th, mapped, worst_u = _candidate(pop, weights, top, max_exp, per_channel, shape)
         if v_th <= _MAX_V_TH_MANT and worst_u < UV_LIMIT:
             return s, v_th, mapped
     if v_th > _MAX_V_TH_MANT:
@@ -311,9 +355,10 @@ def _relative_errors(w: torch.Tensor, w_hat: torch.Tensor) -> Tuple[float, float
 
 # ---------------------------------------------------------------------- quantize
 def _latencies(graph: Graph, timing: str) -> Dict[str, int]:
-    """Each Dense's LoihiDense latency: 1 when fed by forward edges under ``"loihi"`` timing, else 0."""
-    return {name: int(timing == "loihi" and not all(e.back for e in graph.in_edges(name)))
-            for name, node in graph.nodes.items() if isinstance(node, Dense)}
+    """Each Dense's / Conv2d's latency: 1 when fed by forward edges under ``"loihi"`` timing, else 0
+    (fed through back-edges, directly or through a Flatten)."""
+    return {name: int(timing == "loihi" and _edge_kinds(graph, name) != {True})
+            for name, node in graph.nodes.items() if isinstance(node, SYNAPSE_TYPES)}
 
 
 def _lags(graph: Graph, latency: Dict[str, int], warnings: List[str]) -> Dict[str, int]:
@@ -368,7 +413,9 @@ def quantize(sim: Simulator, inputs: Optional[torch.Tensor] = None, timing: str 
     for pop_name, dense_names in incoming.items():
         pop = maps[pop_name]
         weights = {d: maps[d][0] for d in dense_names}
-        s, v_th, mapped = _choose(pop_name, pop, weights, warnings, max_weight_exp)
+        per_channel = {d: isinstance(maps[d][1], ConvGeometry) for d in dense_names}
+        shape = graph.nodes[pop_name].out_shape
+        s, v_th, mapped = _choose(pop_name, pop, weights, warnings, max_weight_exp, per_channel, shape)
         params = LoihiCubaParams(i_decay=pop.i_decay, v_decay=pop.v_decay, v_th_mant=v_th,
                                  refractory_delay=pop.refractory)
         new_nodes[pop_name] = Population("loihi_cuba", graph.nodes[pop_name].out_shape, params)
@@ -383,8 +430,14 @@ def quantize(sim: Simulator, inputs: Optional[torch.Tensor] = None, timing: str 
             w_hat = m * 2.0 ** (e + ACTIVATION_SHIFT) * weight_scale
             max_rel, rms_rel = _relative_errors(weights[d], w_hat)
             layers[d] = LayerReport(pop_name, e, weight_scale, max_rel, rms_rel)
+            if per_channel[d]:
+                new_nodes[d] = loihi_conv(m, e, maps[d][1], latency[d])
+                continue
             delays = maps[d][1]
             new_nodes[d] = LoihiDense(m.to(torch.int8), e, delays if int(delays.max()) > 0 else 0, latency=latency[d])
+    for name, node in graph.nodes.items():
+        if isinstance(node, Flatten):
+            new_nodes[name] = Flatten(maps[name])
     quantized = Graph()
     for name, shape in graph.inputs.items():
         quantized.add_input(name, shape)

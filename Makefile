@@ -1,11 +1,12 @@
-# neurosim set-up and common jobs. `make demo` runs the main job, `make test` the test suite;
+# neurosim set-up and common jobs. `make demo` runs the main job (`neurosim compare digits`), `make test`
+# the test suite;
 # both create .venv and install everything on a fresh machine first.
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-quick clean
+.PHONY: install demo quickstart compare-all test bench bench-quick clean
 
 install: $(STAMP)
 
@@ -24,7 +25,13 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	touch $(STAMP)
 
 demo: install
+	$(BIN)/neurosim compare digits --out out/compare/digits
+
+quickstart: install
 	$(BIN)/python examples/quickstart.py --out out
+
+compare-all: install
+	$(BIN)/neurosim compare --all --out out/compare
 
 test: install
 	$(BIN)/python -m pytest -q

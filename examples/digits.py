@@ -56,7 +56,7 @@ from neurosim.examples.common import (ExampleResult, VariantResult, count_parame
                                       module_macs_per_sample, run_cli, seed_everything, wall_seconds)
 
 NAME = "digits"
-TITLE = "8x8 digits (scikit-learn): CNN vs spiking CNN (BPTT) vs CNN converted to spikes"
+TITLE = "8x8 digits (scikit-learn): CNN vs spiking CNN (BPTT; also in the form Loihi runs) vs CNN converted to spikes"
 
 PRESETS = {
     "quick": {"epochs": 3, "batch_size": 32, "lr": 2e-2, "channels": (8, 16), "steps": 6, "convert_steps": 24,

@@ -42,3 +42,13 @@ def test_readme_block_example_runs_and_counts_the_whole_cost():
     ops = namespace["result"].ops
     assert float(ops["mlp"]["macs"]) == 8 * 3 * (30 * 16 + 16 * 12)     # 8 windows x 3 samples
     assert float(ops["fc"]["synops"]) > 0 and namespace["result"].output.shape == (40, 3, 5)
+
+
+def test_readme_event_dataset_example_reads_the_real_recordings(monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    (block,) = [b for b in blocks if "pad_collate(" in b]
+    monkeypatch.chdir(README.parent)                   # the README's paths are relative to the checkout
+    namespace = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    assert tuple(namespace["x"].shape) == (30, 4, 2, 34, 34) and namespace["x"].sum() > 1000
+    assert namespace["lengths"].tolist() == [30, 30, 30, 30] and len(namespace["ds"]) == 100

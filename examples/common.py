@@ -37,7 +37,8 @@ from torch import nn
 
 __all__ = ["PaperFigure", "VariantResult", "ExampleResult", "SpikingMeasurement", "SIZES", "example_parser",
            "parse_example_args", "run_cli", "seed_everything", "count_parameters", "module_macs_per_sample",
-           "measure_simulator", "wall_seconds", "shared_data", "format_table"]
+           "measure_simulator", "wall_seconds", "shared_data", "format_table", "positive_int", "positive_float",
+           "int_list", "train_epochs"]
 
 #: The budget sizes every example defines in ``PRESETS``.
 SIZES = ("quick", "default", "full")
@@ -160,6 +161,36 @@ class ExampleResult:
 
 # ----------------------------------------------------------------------------- command line
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``ArgumentTypeError`` otherwise, so argparse exits 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def int_list(text: str) -> tuple:
+    """argparse type: a comma list of integers >= 1, e.g. ``16,32`` -> ``(16, 32)``."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected a comma list of integers like 16,32, got {text!r}")
+    return tuple(positive_int(p) for p in parts)
+
+
 def example_parser(module) -> argparse.ArgumentParser:
     """The flags every example shares, then the example's own (``module.add_arguments``)."""
     parser = argparse.ArgumentParser(prog=f"examples/{module.NAME}.py", description=module.TITLE)
@@ -257,6 +288,37 @@ def module_macs_per_sample(module: nn.Module, example: torch.Tensor, *call_args)
     finally:
         module.train(was_training)
     return counter.get_total_flops() / 2 / example.shape[0]
+
+
+def train_epochs(params, batch_loss: Callable, evaluate: Callable, n_train: int, epochs: int, batch_size: int,
+                 lr: float, order: torch.Generator, metric: str = "test_accuracy"):
+    """A shared training budget: ``epochs`` passes over ``n_train`` samples in batches of
+    ``batch_size`` drawn in the order of ``order`` (a seeded generator), Adam with a one-cycle
+    schedule peaking at ``lr``. ``batch_loss(index) -> loss`` for a batch of training indices
+    ``[batch]``; ``evaluate() -> float`` after each epoch (not timed). Returns the history
+    ``{"train_loss": [mean batch loss per epoch], metric: [evaluate() per epoch]}`` and the
+    training wall time [s]."""
+    params = list(params)
+    optimizer = torch.optim.Adam(params, lr=lr)
+    per_epoch = -(-n_train // batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=epochs * per_epoch)
+    history: Dict[str, List[float]] = {"train_loss": [], metric: []}
+    seconds = 0.0
+    for _ in range(epochs):
+        with wall_seconds() as t:
+            permutation = torch.randperm(n_train, generator=order)
+            losses = []
+            for start in range(0, n_train, batch_size):
+                loss = batch_loss(permutation[start:start + batch_size])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                losses.append(float(loss.detach()))
+        seconds += t[0]
+        history["train_loss"].append(sum(losses) / len(losses))
+        history[metric].append(float(evaluate()))
+    return history, seconds
 
 
 @contextlib.contextmanager

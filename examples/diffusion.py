@@ -72,7 +72,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurosim.examples.common import (ExampleResult, VariantResult, count_parameters, module_macs_per_sample,
-                                      run_cli, seed_everything, wall_seconds)
+                                      run_cli, seed_everything, train_epochs, wall_seconds, positive_float,
+                                      positive_int)
 
 NAME = "diffusion"
 TITLE = "DDPM on 8x8 digits: conventional conv denoiser vs spiking (LIF) denoiser"
@@ -94,37 +95,17 @@ GRID = 64                    # samples shown per PNG grid
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The diffusion flags (``default=None``: the preset fills them)."""
-    parser.add_argument("--epochs", type=_positive_int, default=None, help="training epochs of both denoisers")
-    parser.add_argument("--batch-size", type=_positive_int, default=None, help="batch size")
-    parser.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (Adam, one-cycle)")
-    parser.add_argument("--hidden", type=_positive_int, default=None, help="feature maps of the denoisers")
-    parser.add_argument("--sim-steps", type=_positive_int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None, help="training epochs of both denoisers")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="batch size")
+    parser.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (Adam, one-cycle)")
+    parser.add_argument("--hidden", type=positive_int, default=None, help="feature maps of the denoisers")
+    parser.add_argument("--sim-steps", type=positive_int, default=None,
                         help="simulation steps per call of the spiking denoiser")
-    parser.add_argument("--inference-steps", type=_positive_int, default=None,
+    parser.add_argument("--inference-steps", type=positive_int, default=None,
                         help=f"DDPM sampling steps (at most {NUM_TRAIN_TIMESTEPS})")
-    parser.add_argument("--samples", type=_positive_int, default=None, help="samples generated per variant")
+    parser.add_argument("--samples", type=positive_int, default=None, help="samples generated per variant")
     parser.add_argument("--prediction-type", choices=PREDICTION_TYPES, default=None,
                         help="what the denoiser predicts (diffusers' prediction_type)")
 
@@ -235,32 +216,15 @@ def train_denoiser(denoiser: nn.Module, scheduler, x_train: torch.Tensor, x_val:
     ``args.seed + 1``; ``val_loss`` uses fixed draws (seed ``10_000 + args.seed``) every epoch.
     Returns ``({"train_loss": [...], "val_loss": [...]}, training seconds)``."""
     from neurosim.plugins.diffusion import training_loss
-    order = torch.Generator().manual_seed(args.seed)
     noise = torch.Generator().manual_seed(args.seed + 1)
-    optimizer = torch.optim.Adam(denoiser.parameters(), lr=args.lr)
-    n = x_train.shape[0]
-    per_epoch = -(-n // args.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=args.epochs * per_epoch)
-    history: Dict[str, List[float]] = {"train_loss": [], "val_loss": []}
-    seconds = 0.0
-    for _ in range(args.epochs):
-        with wall_seconds() as t:
-            permutation = torch.randperm(n, generator=order)
-            losses = []
-            for start in range(0, n, args.batch_size):
-                loss = training_loss(denoiser, scheduler, x_train[permutation[start:start + args.batch_size]],
-                                     noise).loss
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                losses.append(float(loss.detach()))
-        seconds += t[0]
-        history["train_loss"].append(sum(losses) / len(losses))
+
+    def val_loss():
         with torch.no_grad():
-            val = training_loss(denoiser, scheduler, x_val, torch.Generator().manual_seed(10_000 + args.seed))
-        history["val_loss"].append(float(val.loss))
-    return history, seconds
+            return training_loss(denoiser, scheduler, x_val, torch.Generator().manual_seed(10_000 + args.seed)).loss
+
+    return train_epochs(denoiser.parameters(), lambda idx: training_loss(denoiser, scheduler, x_train[idx], noise).loss,
+                        val_loss, x_train.shape[0], args.epochs, args.batch_size, args.lr,
+                        torch.Generator().manual_seed(args.seed), metric="val_loss")
 
 
 def sample_grid_png(images: torch.Tensor, title: str) -> bytes:

@@ -53,7 +53,9 @@ import torch
 import torch.nn.functional as F
 
 from neurosim.examples.common import (ExampleResult, VariantResult, count_parameters, measure_simulator,
-                                      module_macs_per_sample, run_cli, seed_everything, wall_seconds)
+                                      module_macs_per_sample, run_cli, seed_everything, wall_seconds, positive_float,
+                                      positive_int, int_list)
+from neurosim.examples.common import train_epochs as shared_train_epochs
 
 NAME = "digits"
 TITLE = "8x8 digits (scikit-learn): CNN vs spiking CNN (BPTT; also in the form Loihi runs) vs CNN converted to spikes"
@@ -72,47 +74,20 @@ SPLIT_SEED = 0       # the train/test split is fixed; --seed moves weights and b
 PERCENTILE = 99.9    # threshold balancing of the converted CNN (Rueckauer et al. 2017)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _channels(text: str) -> Tuple[int, ...]:
-    parts = [p for p in text.split(",") if p.strip()]
-    if not parts:
-        raise argparse.ArgumentTypeError(f"expected channels as a comma list like 16,32, got {text!r}")
-    return tuple(_positive_int(p.strip()) for p in parts)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The digits flags (``default=None``: the preset fills them)."""
-    parser.add_argument("--epochs", type=_positive_int, default=None, help="training epochs of CNN and spiking CNN")
-    parser.add_argument("--batch-size", type=_positive_int, default=None, help="batch size")
-    parser.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (Adam, one-cycle)")
-    parser.add_argument("--channels", type=_channels, default=None, help="conv channels per block, e.g. 16,32")
-    parser.add_argument("--steps", type=_positive_int, default=None, help="time steps T of the spiking CNN")
-    parser.add_argument("--convert-steps", type=_positive_int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None, help="training epochs of CNN and spiking CNN")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="batch size")
+    parser.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (Adam, one-cycle)")
+    parser.add_argument("--channels", type=int_list, default=None, help="conv channels per block, e.g. 16,32")
+    parser.add_argument("--steps", type=positive_int, default=None, help="time steps T of the spiking CNN")
+    parser.add_argument("--convert-steps", type=positive_int, default=None,
                         help="time steps T of the converted CNN")
-    parser.add_argument("--loihi-channels", type=_channels, default=None,
+    parser.add_argument("--loihi-channels", type=int_list, default=None,
                         help="conv channels of the Loihi-ready spiking CNN, e.g. 8,16")
-    parser.add_argument("--loihi-steps", type=_positive_int, default=None,
+    parser.add_argument("--loihi-steps", type=positive_int, default=None,
                         help="time steps T of the Loihi-ready spiking CNN")
-    parser.add_argument("--input-rate", type=_positive_float, default=None,
+    parser.add_argument("--input-rate", type=positive_float, default=None,
                         help="Poisson rate [Hz] of a white pixel for the Loihi-ready spiking CNN (<= 1/dt)")
 
 
@@ -145,32 +120,10 @@ def load_images() -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tenso
 
 def train_epochs(params, batch_loss: Callable, evaluate: Callable, n_train: int, args,
                  order: torch.Generator) -> Tuple[Dict[str, List[float]], float]:
-    """The shared training budget: ``args.epochs`` passes in the batch order drawn from ``order``,
-    Adam with a one-cycle schedule peaking at ``args.lr``. ``batch_loss(index) -> loss`` for a
-    batch of training indices; ``evaluate() -> test accuracy``. Returns the history
-    ``{"train_loss": [...], "test_accuracy": [...]}`` (one entry per epoch) and the training wall
-    time [s] (evaluation excluded)."""
-    params = list(params)
-    optimizer = torch.optim.Adam(params, lr=args.lr)
-    per_epoch = -(-n_train // args.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=args.epochs * per_epoch)
-    history: Dict[str, List[float]] = {"train_loss": [], "test_accuracy": []}
-    seconds = 0.0
-    for _ in range(args.epochs):
-        with wall_seconds() as t:
-            permutation = torch.randperm(n_train, generator=order)
-            losses = []
-            for start in range(0, n_train, args.batch_size):
-                loss = batch_loss(permutation[start:start + args.batch_size])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                losses.append(float(loss.detach()))
-        seconds += t[0]
-        history["train_loss"].append(sum(losses) / len(losses))
-        history["test_accuracy"].append(float(evaluate()))
-    return history, seconds
+    """The shared training budget of the trained variants: :func:`neurosim.examples.common.train_epochs`
+    with ``args.epochs``, ``args.batch_size`` and ``args.lr``; history ``{"train_loss",
+    "test_accuracy"}`` per epoch and the training wall time [s] (evaluation excluded)."""
+    return shared_train_epochs(params, batch_loss, evaluate, n_train, args.epochs, args.batch_size, args.lr, order)
 
 
 def spiking_counts(sim, inputs: torch.Tensor, input_node: str = "conv0"):

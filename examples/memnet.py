@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurosim.examples.common import (ExampleResult, PaperFigure, VariantResult, count_parameters,
-                                      module_macs_per_sample, run_cli, seed_everything, wall_seconds)
+                                      module_macs_per_sample, run_cli, seed_everything, wall_seconds, positive_float, positive_int)
 
 NAME = "memnet"
 TITLE = "End-to-end memory network vs spiking memory network on bAbI-style tasks 1 and 2"
@@ -92,41 +92,21 @@ _PAPER = {1: [("MemN2N, BoW", 1 - 0.006), ("MemN2N, PE", 1 - 0.001)],
           2: [("MemN2N, BoW", 1 - 0.176), ("MemN2N, PE", 1 - 0.216)]}
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The example's own flags (each ``None`` by default: the preset fills it)."""
     parser.add_argument("--task", type=int, choices=TASKS, default=None,
                         help="bAbI-style task: 1 single supporting fact (default), 2 two supporting facts")
-    parser.add_argument("--epochs", type=_positive_int, default=None, help="passes over the training stories")
-    parser.add_argument("--train-samples", type=_positive_int, default=None, help="training stories")
-    parser.add_argument("--batch", type=_positive_int, default=None, help="stories per Adam step")
-    parser.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate")
-    parser.add_argument("--sentences", type=_positive_int, default=None, help="most sentences per story (memory slots)")
-    parser.add_argument("--embed-dim", type=_positive_int, default=None, help="embedding size d")
-    parser.add_argument("--hops", type=_positive_int, default=None, help="memory hops K")
-    parser.add_argument("--timesteps", type=_positive_int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None, help="passes over the training stories")
+    parser.add_argument("--train-samples", type=positive_int, default=None, help="training stories")
+    parser.add_argument("--batch", type=positive_int, default=None, help="stories per Adam step")
+    parser.add_argument("--lr", type=positive_float, default=None, help="Adam learning rate")
+    parser.add_argument("--sentences", type=positive_int, default=None, help="most sentences per story (memory slots)")
+    parser.add_argument("--embed-dim", type=positive_int, default=None, help="embedding size d")
+    parser.add_argument("--hops", type=positive_int, default=None, help="memory hops K")
+    parser.add_argument("--timesteps", type=positive_int, default=None,
                         help="spiking variant: steps each story is presented")
-    parser.add_argument("--val-samples", type=_positive_int, default=None, help="validation stories (per epoch)")
-    parser.add_argument("--test-samples", type=_positive_int, default=None, help="held-out test stories (before "
+    parser.add_argument("--val-samples", type=positive_int, default=None, help="validation stories (per epoch)")
+    parser.add_argument("--test-samples", type=positive_int, default=None, help="held-out test stories (before "
                                                                                  "dropping repeats of training ones)")
 
 

@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurosim.examples.common import (ExampleResult, VariantResult, count_parameters, module_macs_per_sample,
-                                      run_cli, seed_everything, wall_seconds)
+                                      run_cli, seed_everything, wall_seconds, positive_float, positive_int)
 
 NAME = "ntm"
 TITLE = "Neural Turing Machine: LSTM vs spiking (LIF) controller, and an LSTM without memory (copy / recall)"
@@ -81,26 +81,6 @@ PRESETS = {
 }
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
-    return value
-
-
 _INT_FLAGS = ("epochs", "train_samples", "batch", "width", "length", "items", "item_len", "memory_slots",
               "memory_width", "hidden", "val_samples", "test_samples")
 
@@ -108,19 +88,19 @@ _INT_FLAGS = ("epochs", "train_samples", "batch", "width", "length", "items", "i
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The example's own flags (each ``None`` by default: the preset fills it)."""
     parser.add_argument("--task", choices=TASKS, default=None, help="copy (default) or associative recall")
-    parser.add_argument("--epochs", type=_positive_int, default=None, help="passes over the training sequences")
-    parser.add_argument("--train-samples", type=_positive_int, default=None, help="training sequences")
-    parser.add_argument("--batch", type=_positive_int, default=None, help="sequences per Adam step")
-    parser.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate")
-    parser.add_argument("--width", type=_positive_int, default=None, help="bits per vector W")
-    parser.add_argument("--length", type=_positive_int, default=None, help="copy: longest training sequence")
-    parser.add_argument("--items", type=_positive_int, default=None, help="recall: most items per sequence (>= 2)")
-    parser.add_argument("--item-len", type=_positive_int, default=None, help="recall: vectors per item")
-    parser.add_argument("--memory-slots", type=_positive_int, default=None, help="memory rows N")
-    parser.add_argument("--memory-width", type=_positive_int, default=None, help="memory row width")
-    parser.add_argument("--hidden", type=_positive_int, default=None, help="controller size (LSTM units, LIF neurons)")
-    parser.add_argument("--val-samples", type=_positive_int, default=None, help="validation sequences (per epoch)")
-    parser.add_argument("--test-samples", type=_positive_int, default=None, help="held-out test sequences")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="passes over the training sequences")
+    parser.add_argument("--train-samples", type=positive_int, default=None, help="training sequences")
+    parser.add_argument("--batch", type=positive_int, default=None, help="sequences per Adam step")
+    parser.add_argument("--lr", type=positive_float, default=None, help="Adam learning rate")
+    parser.add_argument("--width", type=positive_int, default=None, help="bits per vector W")
+    parser.add_argument("--length", type=positive_int, default=None, help="copy: longest training sequence")
+    parser.add_argument("--items", type=positive_int, default=None, help="recall: most items per sequence (>= 2)")
+    parser.add_argument("--item-len", type=positive_int, default=None, help="recall: vectors per item")
+    parser.add_argument("--memory-slots", type=positive_int, default=None, help="memory rows N")
+    parser.add_argument("--memory-width", type=positive_int, default=None, help="memory row width")
+    parser.add_argument("--hidden", type=positive_int, default=None, help="controller size (LSTM units, LIF neurons)")
+    parser.add_argument("--val-samples", type=positive_int, default=None, help="validation sequences (per epoch)")
+    parser.add_argument("--test-samples", type=positive_int, default=None, help="held-out test sequences")
 
 
 def _check_args(args) -> None:

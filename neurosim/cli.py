@@ -42,6 +42,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from .validation import positive_int_argument
+
 __all__ = ["main", "simulate", "train", "info"]
 
 _BACKENDS = ["norse", "brian2", "tonic", "nir", "nirtorch", "torch_geometric", "h5py", "matplotlib",
@@ -375,16 +377,6 @@ def export(model: str, target: str, path: str, seed: int = 0, quiet: bool = Fals
     return path
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer > 0 (a bad value exits with status 2 naming the option)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be an integer > 0, got {text!r}")
-    return value
-
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="neurosim", description="Simulate and train spiking neural networks.")
@@ -393,13 +385,13 @@ def _parser() -> argparse.ArgumentParser:
                        description="Run a network described in a YAML or TOML file; write an HDF5 recording and plots.")
     s.add_argument("config", help="path to a .yaml/.yml/.toml config")
     s.add_argument("--out", help="output folder (default: the config's output.dir, else ./out)")
-    s.add_argument("--steps", type=_positive_int, help="override the number of time steps")
+    s.add_argument("--steps", type=positive_int_argument, help="override the number of time steps")
     s.add_argument("--seed", type=int, help="override the random seed")
     t = sub.add_parser("train", help="train a config's network on built-in synthetic data",
                        description="Train with surrogate gradients on built-in rate patterns; checkpoints each epoch.")
     t.add_argument("config")
     t.add_argument("--out", help="output folder for checkpoints")
-    t.add_argument("--epochs", type=_positive_int, help="override train.epochs")
+    t.add_argument("--epochs", type=positive_int_argument, help="override train.epochs")
     sub.add_parser("info", help="versions, devices and available backends")
     c = sub.add_parser("conform", help="run one input through neurosim and every backend, compare spikes",
                        description="Compare a network's spikes in neurosim and in every backend that can take it. "
@@ -408,8 +400,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("model", help="saved network, NIR or netx file, YAML/TOML config, or example name")
     c.add_argument("--input", dest="input_path", help="time-first input [T, batch, ...]: .npy, or .npz per input")
     c.add_argument("--seed", type=int, default=0, help="seed of the generated input and example weights (0)")
-    c.add_argument("--steps", type=_positive_int, help="time steps of the generated input (100)")
-    c.add_argument("--batch", type=_positive_int, help="samples of the generated input (2)")
+    c.add_argument("--steps", type=positive_int_argument, help="time steps of the generated input (100)")
+    c.add_argument("--batch", type=positive_int_argument, help="samples of the generated input (2)")
     c.add_argument("--rate", type=float, help="spike probability per step of the generated input (0.2)")
     c.add_argument("--backends", help="comma-separated backends (default: all registered)")
     c.add_argument("--report", help="also write a report with raster plots: PATH.md or PATH.html")

@@ -48,11 +48,13 @@ import os
 import platform
 import shutil
 import signal
-import tempfile
 import sys
+import tempfile
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from .validation import positive_int_argument
 
 __all__ = ["EXAMPLES", "main", "compare_example", "compare_all", "CompareUsageError", "load_example",
            "parser", "summary_entry"]
@@ -67,15 +69,6 @@ DEFAULT_OUT = os.path.join("out", "compare")
 class CompareUsageError(Exception):
     """A bad argument: exit status 2, one line on stderr, nothing trained or written."""
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be an integer > 0, got {text!r}")
-    return value
 
 
 def parser(prog: str = "neurosim compare", add_help: bool = True) -> argparse.ArgumentParser:
@@ -92,7 +85,7 @@ def parser(prog: str = "neurosim compare", add_help: bool = True) -> argparse.Ar
     size.add_argument("--full", dest="size", action="store_const", const="full", help="paper-size budget")
     p.set_defaults(size="default")
     seeds = p.add_mutually_exclusive_group()
-    seeds.add_argument("--seeds", type=_positive_int, default=3, help="run seeds 0..N-1 (default 3)")
+    seeds.add_argument("--seeds", type=positive_int_argument, default=3, help="run seeds 0..N-1 (default 3)")
     seeds.add_argument("--seed", type=int, default=None, help="run this one seed only")
     p.add_argument("--out", default=None, help=f"report folder (default {DEFAULT_OUT}/<example>; "
                                                f"with --all the parent folder, default {DEFAULT_OUT})")
@@ -101,7 +94,7 @@ def parser(prog: str = "neurosim compare", add_help: bool = True) -> argparse.Ar
     p.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
                    help=f"deployment backends, comma-separated (default {','.join(DEFAULT_BACKENDS)}; "
                         "'loihi' = quantise to the fixed-point model and write netx, 'netx'/'lava' = run it on Lava)")
-    p.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=positive_int_argument, default=None, help="torch threads (default: torch's)")
     return p
 
 

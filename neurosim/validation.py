@@ -37,7 +37,7 @@ import torch
 
 __all__ = ["check_int", "check_number", "check_choice", "check_positive", "check_finite",
            "as_float_tensor", "check_tensor", "check_sequence", "check_index_list", "check_index_range",
-           "check_time_first_inputs"]
+           "check_time_first_inputs", "positive_int_argument"]
 
 
 def _is_real(value) -> bool:
@@ -322,3 +322,15 @@ def check_time_first_inputs(inputs, shapes, where: str = ""):
         raise ValueError(f"{pre}all inputs need the same [T, batch]; got {sorted(sizes)}")
     steps, batch = sizes.pop()
     return dict(inputs), steps, batch
+
+
+def positive_int_argument(text: str) -> int:
+    """argparse type: an integer > 0 (a bad value makes argparse exit with status 2 naming the option)."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be an integer > 0, got {text!r}")
+    return value

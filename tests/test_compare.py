@@ -30,12 +30,7 @@ from neurosim.metrics import ENERGY_PRESETS
 FAST = ["--backends", "saved,nir"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _png_bytes() -> bytes:

@@ -15,12 +15,7 @@ from neurosim.hardware.example_networks import example_names, example_network
 T, BATCH = 40, 1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def bernoulli(sim, steps=T, batch=BATCH, p=0.2, seed=0):

@@ -15,13 +15,7 @@ from neurosim.hardware.registry import UnsupportedNodesError
 T, BATCH, N_IN, N = 150, 4, 20, 30
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: on a shared machine, intra-op threads cost ~10x in waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def spikes(shape, p=0.3, seed=0, dtype=torch.float64):

@@ -1,6 +1,6 @@
 """Shared by the plug-in tests. ``adam_losses``: a few Adam steps on a loss, returning the
-losses. ``one_thread``: one intra-op thread per test module (restored after it; set before
-the module's own fixtures, so trained-model fixtures run with it too). The families run
+losses. Every module runs with ``one_thread`` (tests/conftest.py), set before the module's own
+fixtures, so trained-model fixtures run with it too. The families run
 many tiny ops per step, and on a shared 2-core CPU two threads spin and wait on each of them
 (measured 3-10x slower)."""
 import pytest
@@ -8,11 +8,9 @@ import torch
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread_per_module(one_thread):
+    """Every plug-in test module runs on one thread (``one_thread`` of ``tests/conftest.py``)."""
     yield
-    torch.set_num_threads(before)
 
 
 def _adam_losses(loss_fn, params, steps=25, lr=1e-2):

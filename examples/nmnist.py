@@ -250,7 +250,8 @@ def run(args) -> ExampleResult:
     references = [PaperFigure(model="SLAYER spiking CNN", value=0.9941,
                               source="Shrestha & Orchard, SLAYER, NeurIPS 2018",
                               setting="full N-MNIST (60,000 train / 10,000 test), 34x34x2-12c5-2a-64c5-2a-10 SNN, "
-                                      "1 ms steps over 300 ms")]
+                                      "1 ms steps over 300 ms; figure quoted from memory, not re-checked against the "
+                                      "paper offline")]
     return ExampleResult(example=NAME, task="N-MNIST digit classification (real event recordings)",
                          metric_name="test accuracy", higher_is_better=True, chance=CHANCE, seed=args.seed,
                          size=args.size, budget=budget, variants=variants, references=references, notes=notes)

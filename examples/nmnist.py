@@ -154,6 +154,26 @@ def _config(args, channels, in_channels: int, height: int, width: int):
                      v_threshold=args.v_threshold, reset="subtract", readout="li")
 
 
+def _train(optimizer, batch_loss, evaluate, n_train: int, args, generator):
+    """The budget both variants share: ``args.epochs`` passes in batches of ``args.batch_size``
+    (order from ``generator``), one ``optimizer`` step per batch on ``batch_loss(index)``, then
+    ``evaluate()``. Returns ``({"train_loss": [...], "test_accuracy": [...]}, wall seconds)``,
+    the time including the per-epoch evaluation."""
+    history = {"train_loss": [], "test_accuracy": []}
+    with wall_seconds() as train_time:
+        for _ in range(args.epochs):
+            losses = []
+            for idx in _batches(n_train, args.batch_size, generator):
+                loss = batch_loss(idx)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+            history["train_loss"].append(float(np.mean(losses)))
+            history["test_accuracy"].append(evaluate())
+    return history, train_time[0]
+
+
 def train_conventional(args, data, channels) -> VariantResult:
     """Train and measure the frame-based ReLU CNN."""
     from neurosim.plugins.cnn import ConventionalCNN
@@ -161,7 +181,6 @@ def train_conventional(args, data, channels) -> VariantResult:
     generator = seed_everything(args.seed)
     model = ConventionalCNN(_config(args, channels, *x_train.shape[1:]))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    history = {"train_loss": [], "test_accuracy": []}
 
     def evaluate() -> float:
         model.eval()
@@ -170,22 +189,13 @@ def train_conventional(args, data, channels) -> VariantResult:
         model.train()
         return accuracy
 
-    with wall_seconds() as train_time:
-        for _ in range(args.epochs):
-            losses = []
-            for idx in _batches(len(y_train), args.batch_size, generator):
-                loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-            history["train_loss"].append(float(np.mean(losses)))
-            history["test_accuracy"].append(evaluate())
+    history, train_seconds = _train(optimizer, lambda idx: F.cross_entropy(model(x_train[idx]), y_train[idx]),
+                                    evaluate, len(y_train), args, generator)
     model.eval()
     with torch.no_grad(), wall_seconds() as infer_time:
         model(x_test)
     return VariantResult(name="frame-cnn", kind="conventional", metric=history["test_accuracy"][-1],
-                         params=count_parameters(model), time_steps=1, train_seconds=train_time[0],
+                         params=count_parameters(model), time_steps=1, train_seconds=train_seconds,
                          seconds_per_sample=infer_time[0] / len(y_test),
                          macs_per_sample=module_macs_per_sample(model, x_test[:8]), history=history,
                          deploy_note="conventional ReLU CNN: not a spiking network")
@@ -206,26 +216,17 @@ def train_spiking(args, data, channels) -> VariantResult:
     generator = seed_everything(args.seed)
     sim = ns.Simulator(spiking_cnn(_config(args, channels, *x_train.shape[2:]), dt=dt), dt=dt)
     optimizer = torch.optim.Adam(sim.parameters(), lr=args.lr)
-    history = {"train_loss": [], "test_accuracy": []}
 
     def evaluate() -> float:
         with torch.no_grad():
             return (_scores(sim, x_test).argmax(1) == y_test).float().mean().item()
 
-    with wall_seconds() as train_time:
-        for _ in range(args.epochs):
-            losses = []
-            for idx in _batches(len(y_train), args.batch_size, generator):
-                loss = F.cross_entropy(_scores(sim, x_train[:, idx].float()), y_train[idx])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-            history["train_loss"].append(float(np.mean(losses)))
-            history["test_accuracy"].append(evaluate())
+    history, train_seconds = _train(
+        optimizer, lambda idx: F.cross_entropy(_scores(sim, x_train[:, idx].float()), y_train[idx]), evaluate,
+        len(y_train), args, generator)
     m = measure_simulator(sim, x_test, raster_population="lif0")
     return VariantResult(name="spiking-cnn", kind="spiking", metric=history["test_accuracy"][-1],
-                         params=count_parameters(sim), time_steps=m.time_steps, train_seconds=train_time[0],
+                         params=count_parameters(sim), time_steps=m.time_steps, train_seconds=train_seconds,
                          seconds_per_sample=m.seconds_per_sample, macs_per_sample=m.macs_per_sample,
                          spikes_per_sample=m.spikes_per_sample, synops_per_sample=m.synops_per_sample,
                          history=history, raster=m.raster, simulator=sim, deploy_inputs=x_test[:, :4].clone(),

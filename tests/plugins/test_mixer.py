@@ -136,22 +136,12 @@ def test_forward_backward_both_variants():
         assert model.stem.weight.grad.abs().sum() > 0
 
 
-def test_spiking_variant_in_simulator_equals_manual_steps_and_continues():
+def test_spiking_variant_in_simulator_equals_manual_steps_and_continues(steps_like_its_module):
     torch.manual_seed(4)
     model = SpikingMixer(_cfg())
     sim = _sim(model)
     x = torch.randn(6, 3, S, F_IN)
-    whole = sim.run(x).output
-    state, manual = None, []
-    for t in range(6):
-        y, state = model(x[t], state, 1e-3)
-        manual.append(y)
-    torch.testing.assert_close(whole, torch.stack(manual), rtol=0, atol=0)
-    first = sim.run(x[:2])
-    rest = sim.run(x[2:], state=first.state).output
-    torch.testing.assert_close(torch.cat([first.output, rest]), whole, rtol=0, atol=0)
-    constant = sim.run(x[:1].expand(6, *x.shape[1:])).output
-    assert not torch.equal(constant[0], constant[1])    # membranes carry over: a constant input, changing outputs
+    steps_like_its_module(sim, model, x, split=2)
 
 
 def test_macs_equal_the_analytic_count():

@@ -153,22 +153,12 @@ def test_token_ids_both_variants():
     assert transformer_block(model).in_shape == (L,)
 
 
-def test_spiking_variant_in_simulator_equals_manual_steps_and_continues():
+def test_spiking_variant_in_simulator_equals_manual_steps_and_continues(steps_like_its_module):
     torch.manual_seed(5)
     model = SpikingTransformer(_cfg(norm="layer")).eval()
     sim = ns.Simulator(ns.Graph.sequential((L, F_IN), ("former", transformer_block(model))), dt=1e-3)
     x = torch.randn(6, 3, L, F_IN)
-    whole = sim.run(x).output
-    state, manual = None, []
-    for t in range(6):
-        y, state = model(x[t], state, 1e-3)
-        manual.append(y)
-    torch.testing.assert_close(whole, torch.stack(manual), rtol=0, atol=0)
-    first = sim.run(x[:3])
-    second = sim.run(x[3:], state=first.state).output
-    torch.testing.assert_close(torch.cat([first.output, second]), whole, rtol=0, atol=0)
-    constant = sim.run(x[:1].expand(6, *x.shape[1:])).output
-    assert not torch.equal(constant[0], constant[1])    # membranes carry over: a constant input, changing outputs
+    steps_like_its_module(sim, model, x, split=3)
 
 
 def test_spiking_macs_equal_the_analytic_count():

@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	-$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio 2>/dev/null
 	$(BIN)/python -c "import neurosim, norse.torch, brian2, tonic, torch_geometric, nir, h5py, diffusers, sys; assert 'torchvision' not in sys.modules, 'torchvision loaded'; print('neurosim', neurosim.__version__, 'installed')"
+	$(BIN)/python -m neurosim.compiled.warm
 	touch $(STAMP)
 
 demo: install

@@ -39,10 +39,19 @@ neurosim's ``refractory_steps = 49``. Brian2 integrates step 0 with the initial 
 given; neurosim decays its state's conductances first, so its state starts from ge / a, gi / a. The graph needs one input to know T: an unconnected input
 ``ext`` of shape (1,) fed with zeros.
 
+neurosim runs twice: with the default ``backend="auto"``, which runs this no-grad simulation on
+the compiled time loop (``neurosim/compiled``; the case's notes say where it ran, and
+``compile+1st run`` is the first run of the fresh subprocess: the machine loaded from numba's
+disk cache, or compiled when that cache is cold), and with ``backend="torch"`` (the torch path,
+as a reference). Both give the same spikes bit for bit.
+
 Plain PyTorch reference: the same equations in one loop over 4000 neurons, propagation by
 summing the rows of dense ``[source, 4000]`` weight tables of the neurons that spiked.
 
-Brian2: the numpy target, and the cython target when a C compiler works. The first run in a
+Brian2: the numpy target, the cython target when a C compiler works, and the ``cpp_standalone``
+device with one thread (no OpenMP): code generation, compilation and a first run in a fresh
+folder (``compile+1st run``), then the compiled binary rerun; its figure is the simulation time
+the binary measures itself (``device._last_run_time``). The first run in a
 process includes code generation (and for cython, compilation into a fresh cache folder in full
 runs): it is reported apart as ``compile+1st run``; the timed runs ``restore()`` the stored
 initial network and run it again.
@@ -52,6 +61,7 @@ from __future__ import annotations
 
 import atexit
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -123,6 +133,30 @@ def rates(spikes_exc, spikes_inh, cfg) -> dict:
             "spikes": spikes_exc + spikes_inh}
 
 
+def timed_with_first_run(first, again, warmup: int, repeats: int, measure=None) -> dict:
+    """Time a case whose first run differs (code generation, compilation, a cache load).
+
+    ``first()`` once, its wall time reported as ``compile_s``; then ``warmup - 1`` untimed and
+    ``repeats`` timed calls of ``again()``. A timed figure is the call's wall time, or
+    ``measure()`` after it when given (e.g. the simulation time Brian2's standalone binary
+    measures itself; the calls' median wall time is then ``process_s``)."""
+    t0 = time.perf_counter()
+    first()
+    result = {"compile_s": time.perf_counter() - t0}
+    for _ in range(max(0, warmup - 1)):
+        again()
+    times, walls = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        again()
+        walls.append(time.perf_counter() - t0)
+        times.append(walls[-1] if measure is None else float(measure()))
+    result["times"] = times
+    if measure is not None:
+        result["process_s"] = statistics.median(walls)
+    return result
+
+
 # ---------------------------------------------------------------------------- neurosim
 def coba_params(cfg):
     import neurosim as ns
@@ -177,21 +211,32 @@ def run_neurosim(sim, state, ext, n_exc):
     return out[:, :n_exc], out[:, n_exc:]
 
 
-def _neurosim_build(cfg, meter):
-    net = make_network(cfg)
-    import neurosim  # noqa: F401  (import before the memory baseline)
-    meter.start()
-    sim, state, ext = make_neurosim(cfg, net)
-    last = {}
+def _neurosim_build(backend):
+    """neurosim with ``Simulator(backend=backend)``: ``"auto"`` runs this no-grad simulation on the
+    compiled time loop, ``"torch"`` on the torch path. The first run in the fresh subprocess is
+    reported apart (``compile_s``): for the compiled loop it loads the machine from numba's disk
+    cache (or compiles it when the cache is cold), for the torch path it is a plain first run."""
+    def build(cfg, meter):
+        net = make_network(cfg)
+        import neurosim  # noqa: F401  (import before the memory baseline)
+        meter.start()
+        sim, state, ext = make_neurosim(cfg, net)
+        sim.backend = backend
+        last = {}
 
-    def run():
-        last["out"] = run_neurosim(sim, state, ext, cfg["n_exc"])
+        def run():
+            last["out"] = run_neurosim(sim, state, ext, cfg["n_exc"])
 
-    def info():
-        se, si = last["out"]
-        return rates(float(se.sum()), float(si.sum()), cfg)
-    # warm-up: the first WARM_STEPS steps (fills the projections' caches), not a whole second
-    return Prepared(run=run, info=info, warm=lambda: run_neurosim(sim, state, ext[:WARM_STEPS], cfg["n_exc"]))
+        def timed(warmup, repeats):
+            return timed_with_first_run(run, run, warmup, repeats)
+
+        def info():
+            se, si = last["out"]
+            d = rates(float(se.sum()), float(si.sum()), cfg)
+            d["placement"] = sorted({where for where, _ in sim.placement.values()})
+            return d
+        return Prepared(run=run, info=info, timed=timed)
+    return build
 
 
 # ---------------------------------------------------------------------------- plain PyTorch
@@ -290,7 +335,8 @@ def make_brian2(cfg, net, target: str):
     Ci.connect(i=net["inh_pre"] + n_exc, j=net["inh_post"])
     mon = b2.SpikeMonitor(P, name="spikes")
     network = b2.Network(P, Ce, Ci, mon)
-    network.store("initial")
+    if target != "cpp_standalone":        # standalone mode has no store/restore: its binary reruns
+        network.store("initial")
     return network, mon
 
 
@@ -316,18 +362,8 @@ def _brian2_build(target):
             i = np.asarray(mon.i)
             last["counts"] = (int((i < n_exc).sum()), int((i >= n_exc).sum()))
 
-        def timed(warmup, repeats):
-            t0 = time.perf_counter()
-            run()                                  # code generation (+ compilation) and one run
-            first = time.perf_counter() - t0
-            for _ in range(max(0, warmup - 1)):
-                run()
-            times = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                run()
-                times.append(time.perf_counter() - t0)
-            return {"times": times, "compile_s": first}
+        def timed(warmup, repeats):              # the first run: code generation (+ compilation)
+            return timed_with_first_run(run, run, warmup, repeats)
 
         def info():
             ce, ci = last["counts"]
@@ -338,6 +374,47 @@ def _brian2_build(target):
     return build
 
 
+def _brian2_standalone_build(cfg, meter):
+    """Brian2's ``cpp_standalone`` device, one thread (no OpenMP), built into a fresh folder.
+
+    The first ``network.run`` generates the C++ code, compiles it and runs it once: its wall time
+    is ``compile_s`` (code generation + compilation + first run). The timed runs execute the
+    compiled binary again (``device.run``); the figure is the simulation time the binary measures
+    itself (Brian2's ``device._last_run_time``), without the process start and result files."""
+    net = make_network(cfg)
+    import brian2 as b2
+    directory = tempfile.mkdtemp(prefix="bench_coba_standalone_")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    b2.set_device("cpp_standalone", directory=directory, build_on_run=True)
+    b2.prefs.devices.cpp_standalone.openmp_threads = 0
+    meter.start()
+    network, mon = make_brian2(cfg, net, "cpp_standalone")
+    n_exc = cfg["n_exc"]
+    last = {}
+
+    def count():
+        i = np.asarray(mon.i)
+        last["counts"] = (int((i < n_exc).sum()), int((i >= n_exc).sum()))
+
+    def run():
+        b2.device.run(directory=directory, with_output=False)
+        count()
+
+    def first():                                     # code generation, compilation, one run
+        network.run(cfg["duration"] * b2.second)
+        count()
+
+    def timed(warmup, repeats):
+        return timed_with_first_run(first, run, warmup, repeats, measure=lambda: b2.device._last_run_time)
+
+    def info():
+        ce, ci = last["counts"]
+        d = rates(ce, ci, cfg)
+        d["target"] = "cpp_standalone"
+        return d
+    return Prepared(run=run, info=info, timed=timed)
+
+
 def _check_cython(b2):
     """Raise with a clear message when Cython or a C compiler is missing (the case then fails)."""
     import Cython  # noqa: F401
@@ -346,7 +423,9 @@ def _check_cython(b2):
 
 
 CASES = {
-    "neurosim": Case("neurosim", _neurosim_build, "neurosim"),
+    "neurosim": Case("neurosim", _neurosim_build("auto"), "neurosim (compiled loop)"),
+    "neurosim_torch": Case("reference", _neurosim_build("torch"), "neurosim, backend='torch'"),
+    "brian2_standalone": Case("peer", _brian2_standalone_build, "Brian2 cpp_standalone (1 thread)"),
     "brian2_numpy": Case("peer", _brian2_build("numpy"), "Brian2 numpy"),
     "brian2_cython": Case("peer", _brian2_build("cython"), "Brian2 cython"),
     "torch": Case("reference", _torch_build, "plain PyTorch loop"),

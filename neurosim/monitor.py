@@ -194,6 +194,12 @@ class Monitor:
         return any(ALIASES.get(v, v) != "output" for v in self.variables)
 
     @property
+    def sources(self) -> tuple:
+        """What the monitor reads from its node each step: ``"output"`` and/or state field names
+        (``"spikes"`` is the output)."""
+        return tuple(sorted({ALIASES.get(v, v) for v in self.variables}))
+
+    @property
     def steps_seen(self) -> int:
         """Steps of all finished runs since creation or :meth:`reset` (with
         ``time_axis="continued"``, the step index ``k`` the next run starts at)."""

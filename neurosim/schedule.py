@@ -42,8 +42,11 @@ class Run:
     node states), ``ops`` (counts) and :meth:`final_previous`."""
 
     def __init__(self, graph, plan, dt: float, inputs: Dict[str, torch.Tensor], state, steps: int,
-                 watched: Dict[str, List], count_ops: bool):
+                 watched: Dict[str, List], count_ops: bool, backend: str = "torch"):
         self.nodes, self.plan, self.dt, self.steps = graph.nodes, plan, dt, steps
+        self.backend = backend
+        #: node -> ("compiled" | "torch", why), filled by :meth:`run_all`
+        self.placement: Dict[str, tuple] = {}
         self.seqs: Dict[str, torch.Tensor] = dict(inputs)
         self.last: Dict[str, torch.Tensor] = {}       # last output of nodes whose sequence is not kept
         self.states: Dict[str, Any] = dict(state.nodes)
@@ -52,12 +55,21 @@ class Run:
         self.ops: Dict[str, Dict[str, float]] = {}
 
     def run_all(self) -> None:
-        """Advance every block of the plan over the whole sequence, in the plan's order."""
+        """Advance every block of the plan over the whole sequence, in the plan's order: on the
+        compiled machine where the backend allows it (:mod:`neurosim.compiled.placement`), else
+        on the torch path."""
+        from .compiled.placement import run_block_compiled
         outputs = set(self.plan.outputs)
         for (names, loop), read_outside in zip(self.plan.blocks, self.plan.read_outside):
+            keep = set(names) if self.count_ops else (read_outside | outputs) & set(names)
+            if run_block_compiled(self, names, loop, keep, self.backend):
+                continue
             if loop or not self._run_whole(names[0]):
-                keep = set(names) if self.count_ops else (read_outside | outputs) & set(names)
                 self._run_stepped(names, keep)
+
+    def add_ops(self, name: str, counts) -> None:
+        """Add one call's operation counts of node ``name`` to :attr:`ops`."""
+        _add_ops(self.ops, name, counts)
 
     def final_previous(self) -> Dict[str, torch.Tensor]:
         """Each back-edge source's output at the last step (the next run's ``previous``)."""

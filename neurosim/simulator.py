@@ -27,6 +27,17 @@ propagate row by row: the event-driven paths and ``Sparse``, per-synapse delays 
 schedule; BLAS may round these differently in the last bit (~1e-7 relative), and that
 difference reaches the states downstream.
 
+Backends (``backend=``, :mod:`neurosim.compiled.placement`): ``"torch"`` runs every block on
+the torch path above (autograd, any node); ``"compiled"`` runs each block that holds a time loop
+(a recurrent block, a population, a delayed projection) as one compiled numba loop over all T
+(:mod:`neurosim.compiled`), and falls back to the torch path block by block, with one warning
+naming the nodes and why; ``"auto"`` (default) does what ``"compiled"`` does for runs that need
+no gradient and uses the torch path for training. The compiled loop does the torch path's
+operations in the same order and dtype: the same spikes and states bit for bit (tested per
+model), except where a graded (non-spike) value passes a float32 Dense, which torch may sum with
+a fused multiply-add (equal to rounding). ``Simulator.placement`` says, after each run, where
+every node ran.
+
 The graph may change after the Simulator is built: each run (and :meth:`Simulator.initial_state`)
 compares :meth:`Graph.signature` with the one it planned for and, when a node, an input, an
 edge or an output was added, validates the graph again and makes a new plan
@@ -52,6 +63,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 import torch
 from torch import nn
 
+from .compiled.placement import BACKENDS, report_placement
 from .graph import Graph
 from .node import state_device_dtype
 from .run_plan import RunPlan, float_parameter, make_plan
@@ -93,10 +105,15 @@ class SimulationResult(NamedTuple):
 class Simulator(nn.Module):
     """Runs a :class:`Graph` on a fixed time step ``dt`` (seconds); validates everything first."""
 
-    def __init__(self, graph: Graph, dt: float = 1e-3, schedule: str = "auto"):
+    def __init__(self, graph: Graph, dt: float = 1e-3, schedule: str = "auto", backend: str = "auto"):
         super().__init__()
         if schedule not in SCHEDULES:
             raise ValueError(f"Simulator schedule must be one of {SCHEDULES}, got {schedule!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"Simulator backend must be one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
+        #: after each run: node -> ("compiled" | "torch", why) (see neurosim.compiled.placement)
+        self.placement: Dict[str, Tuple[str, str]] = {}
         if not (isinstance(dt, (int, float)) and dt > 0):
             raise ValueError(f"Simulator dt must be a positive number of seconds, got {dt!r}")
         self.graph, self.dt, self.schedule = graph, float(dt), schedule
@@ -179,8 +196,9 @@ class Simulator(nn.Module):
             tensors = {k: t for k, t in fields.items() if isinstance(t, torch.Tensor)}
             if tensors:
                 first = next(iter(tensors.values()))
-                if first.dim() == 0 or first.shape[0] != batch:
-                    got = first.shape[0] if first.dim() else 0
+                axis = getattr(type(node_state), "batch_axis", 0)   # DelayState: [max_delay, batch, ...]
+                if first.dim() <= axis or first.shape[axis] != batch:
+                    got = first.shape[axis] if first.dim() > axis else 0
                     raise ValueError(f"{what} has batch size {got} but the inputs have batch size {batch}")
             held = float_parameter(self.graph.nodes[name]) if name in self.graph.nodes else None
             want = held[1] if held is not None else dtype
@@ -224,8 +242,10 @@ class Simulator(nn.Module):
             m.start(self, steps, batch)
             watched.setdefault(m.node, []).append(m)
 
-        run = Run(self.graph, plan, self.dt, inputs, state, steps, watched, count_ops)
+        run = Run(self.graph, plan, self.dt, inputs, state, steps, watched, count_ops, self.backend)
         run.run_all()  # a monitor rolls back a run that raised here at its next start/close
+        self.placement = run.placement
+        report_placement(run.placement, self.backend, plan.order)
         records = {m.name: m.finish() for m in monitors}
         outputs = {n: run.seqs[n] for n in plan.outputs}
         return SimulationResult(outputs, NetworkState(run.states, run.final_previous()), records, run.ops)

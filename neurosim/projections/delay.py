@@ -42,9 +42,11 @@ __all__ = ["DelayState", "SynapticDelay", "Delay", "delay_initial_state", "delay
 
 class DelayState(NamedTuple):
     """buffer: ``[max_delay, batch, *out]`` contributions arriving 1 .. max_delay steps after the
-    last completed step (same units as the projection's output)."""
+    last completed step (same units as the projection's output). The batch is axis 1
+    (``batch_axis``)."""
 
     buffer: torch.Tensor
+    batch_axis = 1
 
 
 def check_delay(delay, shape: Tuple[int, ...], where: str):

@@ -26,8 +26,8 @@ in the inner loop (give time constants, in seconds, their own small step with
 (x,))`` returns its :class:`~neurosim.SimulationResult`, and ``loss_fn`` then receives that.
 
 Second order through spiking populations: the inner loop runs inside
-:func:`neurosim.higher_order_gradients`, so the fused LIF kernel (``lif`` populations without
-trainable parameters) rebuilds its stepped computation under autograd when a backward asks for a
+:func:`neurosim.higher_order_gradients`, so the fused LIF kernel (``lif`` populations, trainable
+parameters, refractory periods and late input included) rebuilds its stepped computation under autograd when a backward asks for a
 graph, and its second derivative is the stepped ``lif_step``'s; every registered surrogate's
 gradient is differentiable again (tested against its primitive's second derivative).
 

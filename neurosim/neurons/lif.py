@@ -37,9 +37,9 @@ from typing import NamedTuple, Union
 
 import torch
 
-from ..higher_order import higher_order_enabled
 from .base import (NeuronModel, apply_reset, check_choice, delayed_reset, check_fields_positive, check_steps, decay_factor,
                    default_spike_fn, INTEGRATIONS, RESETS, register_neuron_model)
+from .lif_fused import covers, fused_lif
 
 Scalar = Union[float, torch.Tensor]
 
@@ -85,9 +85,21 @@ def lif_initial_state(params: LIFParams, shape, batch_size: int, device=None, dt
 
 def leaky_integrate(v, current, tau_mem, v_leak, r, dt: float, integration: str):
     """One step of ``tau_mem dv/dt = (v_leak - v) + r I`` with I held over the step:
-    ``v_leak + (v - v_leak) a + (1 - a) r I`` with a = exp(-dt/tau_mem) or 1 - dt/tau_mem."""
+    ``v_leak + (v - v_leak) a + (1 - a) r I`` with a = exp(-dt/tau_mem) or 1 - dt/tau_mem.
+
+    With ``v_leak = 0`` and ``r = 1`` given as Python numbers the terms that add 0 or multiply
+    by 1 are left out (``v a + (1 - a) I``): the same values, three operations (and backward
+    nodes) fewer per step."""
     a = decay_factor(tau_mem, dt, integration)
-    return v_leak + (v - v_leak) * a + (1.0 - a) * (r * current)
+    drive = (1.0 - a) * (current if _is_number(r, 1.0) else r * current)
+    if _is_number(v_leak, 0.0):        # the same values (up to the sign of a zero), three ops fewer
+        return v * a + drive
+    return v_leak + (v - v_leak) * a + drive
+
+
+def _is_number(value, number: float) -> bool:
+    """True when ``value`` is the plain Python number ``number`` (a tensor never is)."""
+    return not isinstance(value, torch.Tensor) and value == number
 
 
 def integrate_and_fire(v_integrated, state_v, refractory, p, spike_fn, v_threshold=None,
@@ -122,103 +134,23 @@ def lif_step(x: torch.Tensor, state: LIFState, p: LIFParams, dt: float,
     return s, LIFState(v=v, i=x, refractory=refractory)
 
 
-class _LIFSequence(torch.autograd.Function):
-    """T LIF steps in one autograd node (same arithmetic as :func:`lif_step`, bit for bit).
-
-    Forward, per step: h_t = v_leak + (v_{t-1} - v_leak) a + c_t with c_t = (1 - a) (r x_t);
-    s_t = H(h_t - v_th); v_t = reset(h_t, s_t). Backward, with g_t = surrogate'(h_t - v_th)::
-
-        dL/dh_t     = dL/ds_t g_t + dL/dv_t dv_t/dh_t,   dL/dv_t = a dL/dh_{t+1} (t < T-1)
-        dL/dx_t     = (1 - a) r dL/dh_t,                 dL/dv_{-1} = a dL/dh_0
-        dv_t/dh_t   = 1 - (v_th - v_reset) g_t         (subtract)
-                    = 1 - s_t - h_t g_t                 (zero)
-                    = 1 - s_t + (v_reset - h_t) g_t     (value)
-    """
-
-    @staticmethod
-    def forward(ctx, x_seq, v0, a, p, surrogate, dt):
-        unit_r = isinstance(p.r, float) and p.r == 1.0
-        inp = x_seq * (1.0 - a) if unit_r else (1.0 - a) * (p.r * x_seq)
-        h_all = torch.empty_like(x_seq)
-        s_all = torch.empty_like(x_seq)
-        v, th, leak = v0, p.v_threshold, p.v_leak
-        leaky = not (isinstance(leak, float) and leak == 0.0)
-        for t in range(x_seq.shape[0]):
-            h, s = h_all[t], s_all[t]
-            if leaky:
-                torch.add(leak, (v - leak) * a, out=h)
-            else:
-                torch.mul(v, a, out=h)
-            h.add_(inp[t])
-            torch.gt(h, th, out=s)
-            v = apply_reset(h, s, p.reset, th, p.v_reset)
-        ctx.rebuildable = higher_order_enabled()   # keep the inputs only when asked (memory)
-        ctx.save_for_backward(h_all, s_all, *((x_seq, v0) if ctx.rebuildable else ()))
-        ctx.a, ctx.p, ctx.surrogate, ctx.dt = a, p, surrogate, dt
-        return s_all, v
-
-    @staticmethod
-    def backward(ctx, grad_s, grad_v):
-        if torch.is_grad_enabled():     # create_graph (MAML's second order): a differentiable backward
-            if not ctx.rebuildable:
-                raise RuntimeError("the fused LIF kernel's backward cannot be differentiated again unless its forward "
-                                   "ran inside neurosim.higher_order_gradients() (MAML's second order does that)")
-            return _LIFSequence.stepped_backward(ctx, grad_s, grad_v)
-        h_all, s_all = ctx.saved_tensors[:2]
-        a, p = ctx.a, ctx.p
-        g = ctx.surrogate.grad(h_all - p.v_threshold)
-        if p.reset == "subtract":
-            dv_dh = g * -(p.v_threshold - p.v_reset)
-            dv_dh.add_(1.0)
-        elif p.reset == "zero":
-            dv_dh = 1.0 - s_all - h_all * g
-        else:
-            dv_dh = 1.0 - s_all + (p.v_reset - h_all) * g
-        grad_h = g.mul_(grad_s)                  # dL/ds_t g_t, completed in place below
-        last = grad_h.shape[0] - 1
-        if grad_v is not None:
-            grad_h[last].addcmul_(grad_v, dv_dh[last])
-        coef = dv_dh.mul_(a)                     # a dv_t/dh_t
-        for t in range(last - 1, -1, -1):
-            grad_h[t].addcmul_(grad_h[t + 1], coef[t])
-        return grad_h * ((1.0 - a) * p.r), grad_h[0] * a, None, None, None, None
-
-    @staticmethod
-    def stepped_backward(ctx, grad_s, grad_v):
-        """The same gradients from the T steps of :func:`lif_step` rebuilt under autograd from the
-        saved inputs, with ``create_graph``: differentiable again (the fast backward above works in
-        place and is not). Only runs when a backward asks for a graph, for a forward run inside
-        :func:`neurosim.higher_order.higher_order_gradients`."""
-        from neurosim.surrogate import spike
-        x_seq, v0 = ctx.saved_tensors[2:]
-        with torch.enable_grad():
-            state, spikes = LIFState(v=v0, i=torch.zeros_like(v0), refractory=torch.zeros_like(v0)), []
-            for t in range(x_seq.shape[0]):
-                s, state = lif_step(x_seq[t], state, ctx.p, ctx.dt, lambda z: spike(z, ctx.surrogate))
-                spikes.append(s)
-            outputs, grads = [torch.stack(spikes)], [grad_s]
-            if grad_v is not None:
-                outputs.append(state.v)
-                grads.append(grad_v)
-            wanted = [t for t in (x_seq, v0) if t.requires_grad]
-            found = iter(torch.autograd.grad(outputs, wanted, grads, create_graph=True, allow_unused=True))
-        grad_x, grad_v0 = (next(found) if x_seq.requires_grad else None), (next(found) if v0.requires_grad else None)
-        return grad_x, grad_v0, None, None, None, None
-
-
 def lif_sequence(x_seq: torch.Tensor, state: LIFState, p: LIFParams, dt: float, surrogate):
-    """T steps of :func:`lif_step` at once (fused forward/backward, same results).
+    """T steps of :func:`lif_step` at once: the fused kernel of :mod:`neurosim.neurons.lif_fused`
+    (one autograd node, same spikes and states bit for bit, the same gradients up to rounding for
+    the input, the initial state and every trainable parameter).
 
-    Shapes: x_seq ``[T, batch, *shape]``. Applies when input reaches the membrane in the same
-    step, there is no refractory period, the reset is not ``"subtract_delayed"`` and no parameter
-    needs a gradient; otherwise returns ``NotImplemented`` and the caller steps :func:`lif_step`."""
-    params = (p.tau_mem, p.v_threshold, p.v_leak, p.v_reset, p.r)
-    if (not p.input_same_step or p.refractory_steps > 0 or p.reset == "subtract_delayed"
-            or any(isinstance(q, torch.Tensor) and q.requires_grad for q in params)):
+    Covers every reset mode, refractory periods, ``input_same_step`` True or False, both
+    integrations, and float, per-neuron or trainable ``tau_mem``, ``v_threshold``, ``v_leak``,
+    ``v_reset`` and ``r``. Returns ``NotImplemented`` (the caller steps :func:`lif_step`) only
+    for an empty sequence, state fields or parameter tensors of another dtype, device or shape
+    than the input's step (:func:`~neurosim.neurons.lif_fused.covers`), or a refractory count
+    that requires a gradient.
+
+    Shapes: x_seq ``[T, batch, *shape]`` -> (spikes ``[T, batch, *shape]``, final LIFState)."""
+    if not covers(x_seq, state, p):
         return NotImplemented
-    a = decay_factor(p.tau_mem, dt, p.integration)
-    spikes, v = _LIFSequence.apply(x_seq, state.v, a, p, surrogate, dt)
-    return spikes, LIFState(v=v, i=x_seq[-1], refractory=state.refractory)
+    spikes, v, refractory = fused_lif(x_seq, state, p, dt, surrogate)
+    return spikes, LIFState(v=v, i=x_seq[-1], refractory=refractory)
 
 
 LIF = register_neuron_model(NeuronModel(

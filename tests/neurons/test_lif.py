@@ -158,39 +158,44 @@ def test_subtract_delayed_reset_matches_snntorch_leaky_spike_for_spike():
 
 def test_the_fused_kernel_has_the_stepped_second_derivative():
     """MAML's second order differentiates the backward again: inside higher_order_gradients() the
-    fused LIF kernel gives the same gradient and second derivative as the stepped lif_step (a
-    trainable tau_mem forces it); outside, such a backward raises instead of dropping terms."""
+    fused LIF kernel gives the same gradient and second derivative as the stepped lif_step, with
+    and without a trainable tau_mem (both run fused now); outside, such a backward raises instead
+    of dropping terms."""
     torch.manual_seed(0)
     x = torch.rand(20, 2, 4, dtype=torch.float64)
-    results = []
+    first = {}
     for trainable in ((), ("tau_mem",)):
-        w = torch.ones(4, dtype=torch.float64, requires_grad=True)
-        pop = ns.Population("lif", 4, ns.LIFParams(v_threshold=0.3), surrogate="arctan", trainable=trainable).double()
-        with ns.higher_order_gradients():
-            out = pop.step_sequence(x * w, pop.initial_state(2, dtype=torch.float64), 1e-3)
-        if out is NotImplemented:                         # stepped: the reference
-            state, steps = pop.initial_state(2, dtype=torch.float64), []
-            for t in range(20):
-                s, state = pop.step(x[t] * w, state, 1e-3)
-                steps.append(s)
-            spikes = torch.stack(steps)
-        else:
-            spikes = out[0]
-        loss = (spikes.sum(0) * w).sum()         # dL/ds depends on w, as a MAML loss through a readout
-        (g,) = torch.autograd.grad(loss, w, create_graph=True)
-        (h,) = torch.autograd.grad((g ** 2).sum(), w)
-        results.append((out is NotImplemented, g.detach(), h))
-    (fused_stepped, g_fused, h_fused), (stepped, g_ref, h_ref) = results
-    assert not fused_stepped and stepped                 # the first really ran the fused kernel
-    # a trainable tau_mem computes the decay from a tensor, not a float: equal to ~1e-8, not bits
-    torch.testing.assert_close(g_fused, g_ref, rtol=1e-6, atol=1e-9)
-    torch.testing.assert_close(h_fused, h_ref, rtol=1e-6, atol=1e-9)
-    assert float(h_ref.abs().sum()) > 0
+        results = []
+        for fused in (True, False):
+            w = torch.ones(4, dtype=torch.float64, requires_grad=True)
+            pop = ns.Population("lif", 4, ns.LIFParams(v_threshold=0.3), surrogate="arctan",
+                                trainable=trainable).double()
+            with ns.higher_order_gradients():
+                state = pop.initial_state(2, dtype=torch.float64)
+                if fused:
+                    out = pop.step_sequence(x * w, state, 1e-3)
+                    assert out is not NotImplemented                 # really the fused kernel
+                    spikes = out[0]
+                else:                                                # stepped: the reference
+                    steps = []
+                    for t in range(20):
+                        s, state = pop.step(x[t] * w, state, 1e-3)
+                        steps.append(s)
+                    spikes = torch.stack(steps)
+            loss = (spikes.sum(0) * w).sum()     # dL/ds depends on w, as a MAML loss through a readout
+            (g,) = torch.autograd.grad(loss, w, create_graph=True)
+            (h,) = torch.autograd.grad((g ** 2).sum(), w)
+            results.append((g.detach(), h))
+        (g_fused, h_fused), (g_ref, h_ref) = results
+        torch.testing.assert_close(g_fused, g_ref, rtol=1e-6, atol=1e-9)
+        torch.testing.assert_close(h_fused, h_ref, rtol=1e-6, atol=1e-9)
+        assert float(h_ref.abs().sum()) > 0
+        first[trainable] = g_fused
     # with and without create_graph the fused kernel's first derivative is the same
     w = torch.ones(4, dtype=torch.float64, requires_grad=True)
     pop = ns.Population("lif", 4, ns.LIFParams(v_threshold=0.3), surrogate="arctan").double()
     spikes, _ = pop.step_sequence(x * w, pop.initial_state(2, dtype=torch.float64), 1e-3)
     (fast,) = torch.autograd.grad((spikes.sum(0) * w).sum(), w, retain_graph=True)
-    torch.testing.assert_close(fast, g_fused, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(fast, first[()], rtol=1e-13, atol=1e-13)
     with pytest.raises(RuntimeError, match=r"inside neurosim.higher_order_gradients\(\)"):
         torch.autograd.grad((spikes.sum(0) * w).sum(), w, create_graph=True)

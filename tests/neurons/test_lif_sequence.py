@@ -1,17 +1,24 @@
-"""The fused LIF sequence kernel equals stepping lif_step: outputs bit for bit, gradients closely
-(into the input, into the initial membrane and across consecutive ``Simulator.run`` calls), and
-the threshold rule s = H(v - v_threshold) with H(0) = 0 in both paths.
+"""The fused LIF sequence kernel equals stepping lif_step: spikes and states (v, i, refractory)
+bit for bit, gradients to rounding (into the input, the initial state and every trainable
+parameter, across consecutive ``Simulator.run`` calls, and second derivatives inside
+``higher_order_gradients``), over the grid of every reset mode x refractory 0/2 x
+input_same_step x integration x float / scalar / per-neuron trainable parameters x float64 /
+float32; and the threshold rule s = H(v - v_threshold) with H(0) = 0 in both paths.
 
 The Simulator runs the kernel for a population that forms a block of its own (layer schedule)
 and is not watched by a state monitor; the tests that go through the Simulator make ``lif_step``
 raise (:func:`fused_only`), so they cannot pass by stepping it."""
+import itertools
 from unittest import mock
 
 import pytest
 import torch
 
 import neurosim as ns
+import neurosim.neurons.lif_fused as lif_fused
 from neurosim.neurons.lif import lif_sequence
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 F64 = torch.float64
 
@@ -180,13 +187,177 @@ def test_a_membrane_exactly_at_threshold_does_not_spike(case, dtype):
         assert torch.equal(out, want), f"{name}: {out.flatten().tolist()} != {expected}"
 
 
-def test_fused_kernel_declines_what_it_does_not_cover():
-    state = ns.Population("lif", 4).initial_state(1)
+def test_fused_kernel_declines_only_what_stepping_would_compute_otherwise():
+    """NotImplemented (the caller steps lif_step) for an empty sequence, a state or a parameter
+    tensor of another dtype or of a shape that would change the state's shape, and a refractory
+    count that requires a gradient; the settings it used to decline now run fused."""
+    pop = ns.Population("lif", 4)
+    state = pop.initial_state(1)
     x = torch.zeros(5, 1, 4)
-    for params in (ns.LIFParams(refractory_steps=2), ns.LIFParams(input_same_step=False)):
-        assert lif_sequence(x, state, params, 1e-3, ns.get_surrogate("sigmoid")) is NotImplemented
-    trainable = ns.Population("lif", 4, trainable=("tau_mem",))
-    assert trainable.step_sequence(x, state, 1e-3) is NotImplemented
+    surrogate = ns.get_surrogate("sigmoid")
+    for params in (ns.LIFParams(refractory_steps=2), ns.LIFParams(input_same_step=False),
+                   ns.LIFParams(reset="subtract_delayed")):
+        assert lif_sequence(x, state, params, 1e-3, surrogate) is not NotImplemented
+    assert ns.Population("lif", 4, trainable=("tau_mem", "v_threshold")).step_sequence(x, state, 1e-3) \
+        is not NotImplemented
+    declined = [
+        (torch.zeros(0, 1, 4), state, ns.LIFParams()),
+        (x.double(), state, ns.LIFParams()),
+        (x, state, ns.LIFParams(v_threshold=torch.ones(4, dtype=torch.float64))),
+        (x, state, ns.LIFParams(v_threshold=torch.ones(1, 1, 4))),
+        (x, state._replace(refractory=state.refractory.clone().requires_grad_(True)), ns.LIFParams()),
+    ]
+    for xs, st, params in declined:
+        assert lif_sequence(xs, st, params, 1e-3, surrogate) is NotImplemented
+
+
+FIELDS = ("tau_mem", "v_threshold", "v_leak", "v_reset", "r")
+GRID = list(itertools.product(["subtract", "zero", "value", "subtract_delayed"], [0, 2], [True, False],
+                              ["exact", "euler"], ["float", "scalar", "per_neuron"], [F64, torch.float32]))
+
+
+def grid_population(reset, refractory, same_step, integration, kind, dtype, n=8, seed=0):
+    """A LIF population with every continuous field trainable (``kind`` scalar or per_neuron) or
+    plain floats, leak and reset away from 0 and r != 1 so that every term of the kernel counts."""
+    g = torch.Generator().manual_seed(seed)
+    base = dict(tau_mem=6e-3, v_threshold=0.5, v_leak=-0.1, v_reset=0.05, r=1.5)
+    values = {}
+    for name, value in base.items():
+        if kind == "per_neuron":
+            values[name] = value * (1 + 0.2 * torch.rand(n, generator=g, dtype=dtype))
+        else:
+            values[name] = torch.tensor(value, dtype=dtype) if kind == "scalar" else value
+    params = ns.LIFParams(**values, reset=reset, refractory_steps=refractory, input_same_step=same_step,
+                          integration=integration)
+    return ns.Population("lif", n, params, surrogate="arctan", trainable=FIELDS if kind != "float" else ()).to(dtype)
+
+
+@pytest.mark.parametrize("reset,refractory,same_step,integration,kind,dtype", GRID,
+                         ids=lambda v: str(v).replace("torch.", "") if isinstance(v, torch.dtype) else None)
+def test_fused_equals_stepping_over_the_grid(reset, refractory, same_step, integration, kind, dtype, monkeypatch):
+    """Spikes, v, i and refractory equal bit for bit (with and without autograd), and the gradient
+    of a loss on the spikes and the final v into x, v0, i0 and every trainable parameter equals
+    autograd through lif_step (float64: to 1e-10 of the largest entry; float32: 1e-3, as the
+    scalar parameters' gradients sum 720 terms that partly cancel). The backward runs in chunks
+    of 7 of the 30 steps (its CPU temporaries are chunked), so the chunk boundaries count too."""
+    T, B, N, dt = 30, 3, 8, 1e-3
+    monkeypatch.setattr(lif_fused, "CHUNK_BYTES", 7 * B * N * torch.finfo(dtype).bits // 8)
+    pop = grid_population(reset, refractory, same_step, integration, kind, dtype, N)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(T, B, N, generator=g, dtype=dtype) * 0.8 + 0.5
+    v0 = torch.rand(B, N, generator=g, dtype=dtype) * 0.8 - 0.2
+    i0 = torch.randn(B, N, generator=g, dtype=dtype)
+    ref0 = torch.randint(0, 3, (B, N), generator=g).to(dtype) if refractory else torch.zeros(B, N, dtype=dtype)
+    w, u = torch.randn(T, B, N, generator=g, dtype=dtype), torch.randn(B, N, generator=g, dtype=dtype)
+    trained = [getattr(pop, name) for name in FIELDS] if kind != "float" else []
+    runs = {}
+    for how in ("fused", "stepped"):
+        leaves = [t.clone().requires_grad_(True) for t in (x, v0, i0)]
+        state = ns.LIFState(v=leaves[1], i=leaves[2], refractory=ref0)
+        if how == "fused":
+            spikes, final = lif_sequence(leaves[0], state, pop.params, dt, pop.surrogate)
+        else:
+            spikes, final = step_through(pop, leaves[0], state, dt)
+        loss = (spikes * w).sum() + (final.v * u).sum()
+        runs[how] = spikes, final, torch.autograd.grad(loss, leaves + trained, allow_unused=True)
+    with torch.no_grad():
+        runs["no grad"] = lif_sequence(x, ns.LIFState(v=v0, i=i0, refractory=ref0), pop.params, dt, pop.surrogate)
+    spikes, final, grads = runs["stepped"]
+    assert 0.03 < float(spikes.detach().mean()) < 0.5, "the comparison needs spikes, not silence or saturation"
+    if refractory:
+        assert float(final.refractory.max()) > 0
+    for how in ("fused", "no grad"):
+        got_spikes, got_final = runs[how][:2]
+        assert torch.equal(got_spikes, spikes), how
+        for field in ("v", "i", "refractory"):
+            assert torch.equal(getattr(got_final, field), getattr(final, field)), (how, field)
+    rel = 1e-10 if dtype == F64 else 1e-3
+    for name, got, want in zip(("x", "v0", "i0") + FIELDS, runs["fused"][2], grads):
+        if want is None or not want.abs().max() > 0:     # no path from it (v_reset with reset="zero"; i0)
+            assert got is None or not got.abs().max() > 0, name
+            continue
+        assert_same_gradient(got, want, rel)
+
+
+def test_retained_graph_gives_the_same_gradients_twice():
+    """The backward works in place on buffers of its own only: a second backward through a
+    retained graph gives the same gradients (trainable, refractory and delayed settings)."""
+    pop = grid_population("subtract_delayed", 2, False, "exact", "per_neuron", F64)
+    x = (torch.randn(25, 2, 8, dtype=F64) * 0.8 + 0.5).requires_grad_(True)
+    state = pop.initial_state(2, dtype=F64)
+    spikes, final = lif_sequence(x, state, pop.params, 1e-3, pop.surrogate)
+    loss = spikes.sum() + final.v.sum()
+    first = torch.autograd.grad(loss, [x, pop.tau_mem, pop.v_threshold], retain_graph=True)
+    second = torch.autograd.grad(loss, [x, pop.tau_mem, pop.v_threshold])
+    for a, b in zip(first, second):
+        assert a.abs().max() > 0 and torch.equal(a, b)
+
+
+def test_time_constants_below_the_floor_have_no_gradient_as_when_stepping():
+    """decay_factor floors a tensor tau_mem at dt/100 (the clamp's gradient is zero below it):
+    the fused gradient into a per-neuron tau_mem with entries under the floor equals stepping."""
+    dt = 1e-3
+    tau = torch.tensor([5e-3, 1e-6, 2e-5, 8e-3], dtype=F64)          # 1e-6 < dt/100 = 1e-5 < 2e-5
+    pop = ns.Population("lif", 4, ns.LIFParams(tau_mem=tau, v_threshold=0.4), trainable=("tau_mem",)).double()
+    x = torch.rand(30, 3, 4, dtype=F64)
+    grads = []
+    for fused in (True, False):
+        state = pop.initial_state(3, dtype=F64)
+        spikes, final = (lif_sequence(x, state, pop.params, dt, pop.surrogate) if fused
+                         else step_through(pop, x, state, dt))
+        (grad,) = torch.autograd.grad(spikes.sum() + final.v.sum(), pop.tau_mem)
+        grads.append(grad)
+    assert grads[1][1] == 0 and grads[1][2] != 0
+    assert grads[0][1] == 0
+    assert_same_gradient(grads[0], grads[1])
+
+
+def test_second_derivatives_of_the_new_settings_equal_stepping():
+    """Inside higher_order_gradients() a create_graph backward rebuilds the stepped computation:
+    the first and second derivatives into the weight and into trainable tau_mem and v_threshold
+    equal autograd through lif_step, with refractory steps, a late input and the delayed reset."""
+    torch.manual_seed(0)
+    x = torch.rand(20, 2, 4, dtype=F64)
+    params = ns.LIFParams(v_threshold=0.3, refractory_steps=1, input_same_step=False, reset="subtract_delayed")
+    results = []
+    for fused in (True, False):
+        w = torch.ones(4, dtype=F64, requires_grad=True)
+        pop = ns.Population("lif", 4, params, surrogate="arctan", trainable=("tau_mem", "v_threshold")).double()
+        with ns.higher_order_gradients():
+            state = pop.initial_state(2, dtype=F64)
+            spikes, final = (lif_sequence(x * w, state, pop.params, 1e-3, pop.surrogate) if fused
+                             else step_through(pop, x * w, state, 1e-3))
+        loss = (spikes.sum(0) * w).sum() + (final.v * w).sum()
+        leaves = [w, pop.tau_mem, pop.v_threshold]
+        first = torch.autograd.grad(loss, leaves, create_graph=True)
+        second = torch.autograd.grad(sum((g ** 2).sum() for g in first), leaves)
+        results.append([g.detach() for g in first] + list(second))
+    for got, want in zip(*results):
+        assert want.abs().max() > 0
+        assert_same_gradient(got, want, 1e-10)
+
+
+@pytest.mark.parametrize("setting", ["refractory", "late_input", "subtract_delayed", "trainable"])
+def test_the_simulator_runs_the_kernel_for_the_new_settings(setting):
+    """Dense -> LIF through the layer schedule with lif_step made to raise: the spikes and the
+    weight and parameter gradients equal the step schedule's."""
+    params = dict(refractory=ns.LIFParams(tau_mem=5e-3, v_threshold=0.5, refractory_steps=2),
+                  late_input=ns.LIFParams(tau_mem=5e-3, v_threshold=0.5, input_same_step=False),
+                  subtract_delayed=ns.LIFParams(tau_mem=5e-3, v_threshold=0.5, reset="subtract_delayed"),
+                  trainable=ns.LIFParams(tau_mem=5e-3, v_threshold=0.5, v_leak=0.1))[setting]
+    trainable = ("tau_mem", "v_threshold", "v_leak") if setting == "trainable" else ()
+    g = ns.Graph.sequential(30, ("fc", ns.Dense(30, 20, weight=torch.rand(20, 30, dtype=F64) * 0.3)),
+                            ("lif", ns.Population("lif", 20, params, trainable=trainable).double()))
+    pop = g.nodes["lif"]
+    x = (torch.rand(50, 2, 30, generator=torch.Generator().manual_seed(0)) < 0.3).to(F64)
+    leaves = [g.nodes["fc"].weight] + [getattr(pop, name) for name in trainable]
+    with fused_only(pop):
+        layer = ns.Simulator(g).run(x).output
+    stepped = ns.Simulator(g, schedule="step").run(x).output
+    assert 0 < layer.sum() < 0.5 * layer.numel()
+    assert torch.equal(layer, stepped)
+    for a, b in zip(torch.autograd.grad(layer.sum(), leaves), torch.autograd.grad(stepped.sum(), leaves)):
+        assert_same_gradient(a, b)
 
 
 def test_simulator_uses_the_kernel_only_when_unmonitored_and_results_agree():
@@ -202,14 +373,3 @@ def test_simulator_uses_the_kernel_only_when_unmonitored_and_results_agree():
     step = ns.Simulator(g, schedule="step").run(x)  # lif_step in the loop
     assert layer.output.sum() > 0
     assert torch.equal(layer.output, step.output)
-
-
-def test_kernel_declines_the_delayed_subtract_reset_and_the_simulator_steps_instead():
-    p = ns.LIFParams(tau_mem=5e-3, reset="subtract_delayed")
-    pop = ns.Population("lif", 6, p)
-    x = torch.rand(40, 2, 6, generator=torch.Generator().manual_seed(0)) * 8.0
-    state = pop.initial_state(2)
-    assert lif_sequence(x, state, p, 1e-3, pop.surrogate) is NotImplemented
-    want, _ = step_through(pop, x, state, 1e-3)
-    got = ns.Simulator(ns.Graph.sequential(6, ("pop", pop)), dt=1e-3, schedule="layer").run(x).output
-    assert int(want.sum()) > 10 and torch.equal(got, want)

@@ -4,7 +4,9 @@
 Same LIF dynamics and library set-ups as :mod:`benchmarks.bench_training` (forward-Euler LIF,
 reset to zero, input in the same step), without the backward pass:
 
-* neurosim: ``Simulator.run``; its ``Dense`` picks the event-driven path by itself at inference
+* neurosim: ``Simulator.run`` with the default ``backend="auto"``: the LIF population (a block
+  with its own time loop) runs on the compiled loop (``neurosim/compiled``); its ``Dense`` (no
+  loop) stays one torch call and picks the event-driven path by itself at inference
   (the cost model of ``neurosim.projections.event_cost``: here 1 % density over T x batch = 1000
   rows, far below its ~10 % crossover): only the weight rows of active inputs are summed;
 * norse (``LIF`` and a ``LIFBoxCell`` loop), snnTorch, SpikingJelly: ``Linear`` on all T at once

@@ -5,8 +5,9 @@
 * ``"torch"``: every block on the torch path (the reference; autograd).
 * ``"compiled"``: every block the compiled machine can run, runs there; the others fall back to
   the torch path, block by block, and one warning per distinct fallback lists the nodes and why.
-* ``"auto"`` (default): like ``"compiled"`` for runs that need no gradient, the torch path for
-  training; fallbacks are logged (logger ``neurosim``) instead of warned.
+* ``"auto"`` (default): like ``"compiled"`` for runs that need no gradient and last at least
+  :data:`AUTO_MIN_STEPS` steps, the torch path for training and for shorter runs; fallbacks are
+  logged (logger ``neurosim``) instead of warned.
 
 A block runs compiled when nothing in it needs a gradient (no grad mode, or no tensor of the
 block requiring grad), it holds a time loop (a recurrent block, or a stateful node: a
@@ -33,6 +34,10 @@ from .lowering import NotLowerable
 __all__ = ["BACKENDS", "compiled_available", "run_block_compiled", "report_placement"]
 
 BACKENDS = ("auto", "torch", "compiled")
+#: ``"auto"`` runs shorter runs on the torch path: a compiled run has a fixed cost of about
+#: 1-2 ms (lowering the block, the array tables), more than a few torch steps of a small network
+#: (``python -m benchmarks.bench_backend_crossover``)
+AUTO_MIN_STEPS = 20
 _LOG = logging.getLogger("neurosim")
 _REPORTED: Set[tuple] = set()
 _AVAILABLE: Optional[Tuple[bool, str]] = None
@@ -67,6 +72,8 @@ def _reason_not_compiled(run, names, loop, backend) -> Optional[str]:
     """Why the block stays on the torch path, or None when it may run compiled."""
     if backend == "torch":
         return "backend='torch'"
+    if backend == "auto" and run.steps < AUTO_MIN_STEPS:
+        return f"auto: a run of fewer than {AUTO_MIN_STEPS} steps is faster on the torch path"
     if not loop and run.nodes[names[0]].stateless:
         return "stateless, outside a loop: one call over all steps"
     ok, why = compiled_available()
@@ -142,7 +149,7 @@ def report_placement(placement: Dict[str, Tuple[str, str]], backend: str, order:
         return
     torch_nodes = {n: why for n, (where, why) in placement.items() if where == "torch"}
     expected = "stateless, outside a loop: one call over all steps"
-    unexpected = {n: why for n, why in torch_nodes.items() if why != expected}
+    unexpected = {n: why for n, why in torch_nodes.items() if why != expected and not why.startswith("auto:")}
     if not unexpected:
         return
     key = (backend, tuple(sorted(placement.items())))

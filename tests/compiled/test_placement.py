@@ -102,3 +102,15 @@ def test_unlowerable_settings_name_the_reason():
         lower_node(pop, pop.initial_state(1, dtype=torch.float32), 1e-3, 1, torch.float32)
     with pytest.raises(NotLowerable, match="has no compiled kernel"):
         lower_node(ns.Conv2d((1, 5, 5), 2, 3), None, 1e-3, 1, torch.float32)
+
+
+def test_auto_keeps_short_runs_on_torch():
+    from neurosim.compiled.placement import AUTO_MIN_STEPS
+    sim = ns.Simulator(_network())
+    with torch.no_grad():
+        short = sim.run(_x(AUTO_MIN_STEPS - 1))
+        assert sim.placement["pop"] == ("torch", f"auto: a run of fewer than {AUTO_MIN_STEPS} steps is faster "
+                                                 "on the torch path")
+        long = sim.run(_x(AUTO_MIN_STEPS))
+        assert sim.placement["pop"] == ("compiled", "")
+    assert torch.equal(short.output, long.output[:AUTO_MIN_STEPS - 1])

@@ -42,32 +42,25 @@ __all__ = ["fire", "lif_kernel", "if_kernel", "li_kernel", "integrator_kernel", 
            "cuba_li_kernel", "alif_kernel", "coba_lif_kernel", "one_like"]
 
 
-def one_like(array):  # pragma: no cover - replaced by the overload inside compiled code
-    """1 in the dtype of ``array`` (compiled code only)."""
-    raise NotImplementedError
-
-
-@overload(one_like)
-def _one_like(array):
-    kind = as_dtype(array.dtype).type
-
-    def implementation(array):
-        return kind(1)
-    return implementation
-
-
 def as_type_of(sample, value):  # pragma: no cover - replaced by the overload inside compiled code
-    """``value`` converted to the type of the scalar ``sample`` (compiled code only)."""
+    """``value`` converted to the type of ``sample``, a scalar or the element type of an array
+    (compiled code only)."""
     raise NotImplementedError
 
 
 @overload(as_type_of)
 def _as_type_of(sample, value):
-    kind = as_dtype(sample).type
+    kind = as_dtype(getattr(sample, "dtype", sample)).type
 
     def implementation(sample, value):
         return kind(value)
     return implementation
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def one_like(array):
+    """1 in the element type of ``array``."""
+    return as_type_of(array, 1)
 
 
 @njit(cache=True, inline="always", error_model="numpy")

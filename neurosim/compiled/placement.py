@@ -135,7 +135,7 @@ def _dtype_and_batch(run, names, outside):
         state = run.states.get(n)
         for value in (state or ()):
             if isinstance(value, torch.Tensor) and value.is_floating_point():
-                return value.dtype, int(value.shape[1] if type(state).__name__ == "DelayState" else value.shape[0])
+                return value.dtype, int(value.shape[getattr(type(state), "batch_axis", 0)])
     for seq in outside.values():
         return seq.dtype, int(seq.shape[1])
     raise NotLowerable("no state and no input to take the dtype and batch from")

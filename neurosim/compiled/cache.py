@@ -21,7 +21,8 @@ from ..atomic import atomic_path
 __all__ = ["KERNEL_MODULES", "sources_hash", "check_cache"]
 
 #: the modules whose code ends up inside the compiled machine
-KERNEL_MODULES = ("kinds", "neuron_kernels", "neuron_kernels_more", "synapse_kernels", "machine")
+KERNEL_MODULES = ("kinds", "neuron_kernels", "neuron_kernels_more", "synapse_kernels", "integer_kernels", "machine",
+                  "sequence_kernels")
 _CHECKED = False
 
 
@@ -44,9 +45,11 @@ def check_cache() -> None:
     if _CHECKED:
         return
     _CHECKED = True
+    import importlib
     from . import machine
-    dispatchers = [getattr(machine, name) for name in dir(machine)
-                   if getattr(getattr(machine, name), "_cache", None) is not None]
+    modules = [importlib.import_module(f"{__package__}.{name}") for name in KERNEL_MODULES]
+    dispatchers = {id(d): d for module in modules for d in vars(module).values()
+                   if getattr(d, "_cache", None) is not None}.values()
     stamp = Path(machine.run_program._cache.cache_path) / "neurosim-kernels.sha256"
     wanted = sources_hash()
     try:

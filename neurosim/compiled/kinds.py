@@ -8,8 +8,11 @@ from __future__ import annotations
 
 # ---------------------------------------------------------------- node kinds
 LIF, CUBA_LIF, IF, LI, CUBA_LI, INTEGRATOR, ALIF, COBA_LIF = 1, 2, 3, 4, 5, 6, 7, 8
-IZHIKEVICH, ADEX, LOIHI_CUBA = 9, 10, 11
+IZHIKEVICH, ADEX = 9, 10
 DENSE, SPARSE, DELAY, IDENTITY = 20, 21, 22, 23
+#: kinds from here on keep their state, weights and rings in the integer tables (I2, I3, IX)
+INTEGER_KINDS = 30
+LOIHI_CUBA, LOIHI_DENSE = 30, 31
 
 # ---------------------------------------------------------------- reset modes (neurons.base.RESETS)
 RESET_ZERO, RESET_SUBTRACT, RESET_VALUE, RESET_DELAYED = 0, 1, 2, 3
@@ -35,11 +38,22 @@ SEQ = 14          # F3 index of its first extra 3D array (delay rings)
 MONITOR = 15      # monitors[MONITOR:MONITOR_END]: (F2 source, F3 target) copied after the step
 MONITOR_END = 16
 FLAG0, FLAG1, FLAG2, FLAG3 = 17, 18, 19, 20
-COLUMNS = 21
+OUT_LANE = 21     # LANE_FLOAT: OUT, LAST, RECORD index F2 / F3; LANE_INT: I2 / I3
+PORT0_LANE = 22   # the lane port 0 reads (its edges index F2 / F3, or I2 / I3)
+PORT1_LANE = 23
+COLUMNS = 24
+
+# ---------------------------------------------------------------- lanes
+# Values travel in one of two lanes: the block's float dtype, or int64 (fixed-point models: the
+# integer sums of a LoihiDense, a loihi_cuba population's state).
+LANE_FLOAT, LANE_INT = 0, 1
 
 # ---------------------------------------------------------------- edge table
-# edges[e] = (source kind, index, record): SOURCE_SEQUENCE reads F3[index][t] (a sequence from
+# edges[e] = (source kind, index, record), indices into the tables of the port's lane: SOURCE_SEQUENCE reads F3[index][t] (a sequence from
 # outside the block), SOURCE_CURRENT reads F2[index] (a node of the block, this step),
 # SOURCE_LAST reads F2[index] (a node of the block, the step before: a back-edge); for a
 # recorded node (record = its F3 sequence) both read that sequence at t, and t - 1 for t > 0.
 SOURCE_SEQUENCE, SOURCE_CURRENT, SOURCE_LAST = 0, 1, 2
+
+# ---------------------------------------------------------------- monitor table
+# monitors[m] = (source 2D index, target 3D index, lane)

@@ -23,17 +23,24 @@ __all__ = ["lower_population"]
 
 @register_node_lowering(Population)
 def lower_population(node: Population, state, dt: float, batch: int, dtype: torch.dtype) -> LoweredNode:
-    """A population of a model in :data:`NEURON_LOWERINGS`; its state fields in the State's order."""
+    """A population of a model in :data:`NEURON_LOWERINGS`; its state fields in the State's order.
+    A fixed-point model's lowering (kind >= ``kinds.INTEGER_KINDS``) returns int64 parameter
+    tables; its state is copied as int64 and given back in its own integer dtypes."""
     name = node.model.name.lower()
     if name not in NEURON_LOWERINGS:
         raise NotLowerable(f"neuron model {node.model.name!r} has no compiled kernel")
     where = f"{name} population"
     kind, params, flags = NEURON_LOWERINGS[name](node.params, dt, node.out_shape, dtype)
-    arrays = state_arrays(state, batch, dtype, where)
+    integer = kind >= K.INTEGER_KINDS
+    arrays = state_arrays(state, batch, dtype, where, integer=integer)
     shape, state_type = node.out_shape, type(state)
+    dtypes = [value.dtype for value in state]
 
     def finish():
-        return state_type(*(a.reshape(batch, *shape) for a in arrays))
+        return state_type(*(a.reshape(batch, *shape).to(d) for a, d in zip(arrays, dtypes)))
+    if integer:       # a fixed-point model: int64 state (I2), int64 parameters (IX), int input
+        return LoweredNode(kind=kind, state=arrays, ints=params, flags=flags, finish=finish,
+                           port_lanes=(K.LANE_INT,))
     return LoweredNode(kind=kind, state=arrays, params=params, flags=flags, finish=finish)
 
 

@@ -19,7 +19,7 @@ from ..projections.sparse import Sparse
 from . import kinds as K
 from .lowering import LoweredNode, NotLowerable, register_node_lowering
 
-__all__ = ["lower_dense", "lower_sparse", "lower_delay", "lower_flatten"]
+__all__ = ["lower_dense", "lower_sparse", "lower_delay", "lower_flatten", "delay_parts"]
 
 _EMPTY_INT = torch.zeros(0, dtype=torch.long)
 
@@ -32,7 +32,7 @@ def _check_weight(weight: torch.Tensor, dtype: torch.dtype, where: str) -> torch
     return weight.detach()
 
 
-def _delay_parts(delays, state, batch: int, n_out: int, dtype: torch.dtype, where: str):
+def delay_parts(delays, state, batch: int, n_out: int, dtype: torch.dtype, where: str):
     """``(groups, values, head, rings, group buffer, finish)`` of a projection's delay line."""
     if delays is None:
         return 0, _EMPTY_INT, _EMPTY_INT, [], [], lambda: state
@@ -59,7 +59,7 @@ def lower_dense(node: Dense, state, dt, batch, dtype) -> LoweredNode:
     where = "Dense"
     weight_t = _check_weight(node.weight, dtype, where).t()
     weight_t = weight_t if weight_t.is_contiguous() else weight_t.contiguous()
-    groups, values, head, rings, buffer, finish = _delay_parts(node.delays, state, batch, node.out_features,
+    groups, values, head, rings, buffer, finish = delay_parts(node.delays, state, batch, node.out_features,
                                                                dtype, where)
     grouped = node.delays is not None and not node.delays.uniform
     column = node._delay_column_t.reshape(-1).long() if grouped else _EMPTY_INT
@@ -74,7 +74,7 @@ def lower_sparse(node: Sparse, state, dt, batch, dtype) -> LoweredNode:
     """Sparse: the CSR by presynaptic neuron, synapses of the active inputs scattered in order."""
     where = "Sparse"
     weight = _check_weight(node.weight, dtype, where).contiguous()
-    groups, values, head, rings, buffer, finish = _delay_parts(node.delays, state, batch, node.out_features,
+    groups, values, head, rings, buffer, finish = delay_parts(node.delays, state, batch, node.out_features,
                                                                dtype, where)
     bias = _bias(node, dtype, where)
     return LoweredNode(kind=K.SPARSE, params=[weight] + bias,
@@ -89,7 +89,7 @@ def lower_delay(node: Delay, state, dt, batch, dtype) -> LoweredNode:
     n = int(torch.Size(node.out_shape).numel())
     if node.stateless:
         return LoweredNode(kind=K.IDENTITY)
-    groups, values, head, rings, buffer, finish = _delay_parts(node.delays, state, batch, n, dtype, "Delay")
+    groups, values, head, rings, buffer, finish = delay_parts(node.delays, state, batch, n, dtype, "Delay")
     group = (torch.zeros(n, dtype=torch.long) if node.delays.group is None
              else node.delays.group.reshape(-1).long())
     return LoweredNode(kind=K.DELAY, params=[torch.zeros(0, dtype=dtype)],

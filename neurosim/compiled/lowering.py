@@ -20,7 +20,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -39,7 +39,13 @@ class LoweredNode:
     kind: a kind of :mod:`neurosim.compiled.kinds`; state: ``[batch, n]`` arrays advanced in
     place; params: 1D arrays of the state's dtype; ints: 1D int64 tables; extra2 / extra3: 2D /
     3D arrays of the state's dtype (weight tables, group buffers, delay rings); flags: up to
-    four ints; finish(): the node's new state after the run."""
+    four ints; finish(): the node's new state after the run.
+
+    A fixed-point node (``kind >= kinds.INTEGER_KINDS``) keeps ``state``, ``extra2`` and
+    ``extra3`` as int64 arrays (the integer tables I2 / I3); ``out_lane`` and ``port_lanes`` say
+    which lane its output and each input port are in (``kinds.LANE_FLOAT`` by default).
+    ``inexact()``, called after the run, returns None, or why the run's result is not the torch
+    path's (the block is then run again there)."""
 
     kind: int
     state: List[torch.Tensor] = field(default_factory=list)
@@ -49,6 +55,9 @@ class LoweredNode:
     extra3: List[torch.Tensor] = field(default_factory=list)
     flags: Tuple[int, ...] = ()
     finish: Callable[[], Any] = lambda: None
+    out_lane: int = 0
+    port_lanes: Tuple[int, ...] = ()
+    inexact: Callable[[], Optional[str]] = lambda: None
 
 
 NODE_LOWERINGS: Dict[type, Callable] = {}
@@ -97,12 +106,17 @@ def per_neuron(value, shape, dtype: torch.dtype, where: str) -> torch.Tensor:
     return torch.full((int(torch.Size(shape).numel()),), float(value), dtype=dtype)
 
 
-def state_arrays(state, batch: int, dtype: torch.dtype, where: str) -> List[torch.Tensor]:
-    """Copies of every field of a State NamedTuple as contiguous ``[batch, n]`` arrays."""
+def state_arrays(state, batch: int, dtype: torch.dtype, where: str, integer: bool = False) -> List[torch.Tensor]:
+    """Copies of every field of a State NamedTuple as contiguous ``[batch, n]`` arrays; with
+    ``integer``, every field must be an integer tensor and is copied as int64."""
     arrays = []
     for name, value in zip(state._fields, state):
-        if not isinstance(value, torch.Tensor) or value.dtype != dtype:
-            raise NotLowerable(f"{where} state {name!r} is not a {dtype} tensor")
+        if integer and isinstance(value, torch.Tensor) and not value.is_floating_point() \
+                and value.dtype != torch.bool and value.device.type == "cpu":
+            arrays.append(value.detach().reshape(batch, -1).to(torch.int64).clone())
+            continue
+        if integer or not isinstance(value, torch.Tensor) or value.dtype != dtype:
+            raise NotLowerable(f"{where} state {name!r} is not a {'integer' if integer else dtype} tensor")
         if value.device.type != "cpu":
             raise NotLowerable(f"{where} state is on {value.device}; the compiled path runs on the CPU")
         arrays.append(value.detach().reshape(batch, -1).clone())

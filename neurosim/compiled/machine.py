@@ -13,7 +13,9 @@ call::
     F3: 3D arrays (sequences [T, batch, n] read from outside, recorded outputs and variables,
         delay rings [D, batch, n])
     P:  1D arrays of the state's dtype (one value per neuron, synapse weights, biases)
-    IX: 1D int64 arrays (CSR structure, delay values, ring heads)
+    IX: 1D int64 arrays (CSR structure, delay values, ring heads, fixed-point parameters)
+    I2, I3: int64 2D and 3D arrays: the integer lane (:mod:`neurosim.compiled.kinds`) of the
+        fixed-point models: their outputs, states, weight tables and delay rings
 
 ``like`` (an empty array of the state's dtype) and ``ints`` (an empty int64 array) give the
 element types. Step ``t`` runs the schedule of :mod:`neurosim.schedule` exactly::
@@ -28,7 +30,8 @@ element types. Step ``t`` runs the schedule of :mod:`neurosim.schedule` exactly:
     last output is its sequence at t - 1)
 
 A port with one in-edge reads its source in place; with several, they are added in order into
-the port's scratch buffer (``a + b + c`` = ``(a + b) + c``, as ``Run.port_inputs``).
+the port's scratch buffer (``a + b + c`` = ``(a + b) + c``, as ``Run.port_inputs``). A port
+reads the tables of its lane (``PORT0_LANE``): the same functions, compiled once per element type.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from numba.extending import intrinsic
 from . import kinds as K
 from .neuron_kernels import (alif_kernel, coba_lif_kernel, cuba_li_kernel, cuba_lif_kernel, if_kernel,
                              integrator_kernel, li_kernel, lif_kernel)
+from .integer_kernels import loihi_cuba_kernel, loihi_events
 from .neuron_kernels_more import adex_kernel, izhikevich_kernel
 from .synapse_kernels import (add_bias, delay_line, dense_events, dense_events_grouped, group_elements,
                               sparse_events)
@@ -187,26 +191,64 @@ def _neuron(c, x0, x1, out, F2, P, like):
 
 
 @njit(cache=True, error_model="numpy")
-def run_program(steps, nodes, edges, monitors, F2, F3, P, IX, like, ints):
+def _output(t, c, T2, T3, like):
+    """Where node ``c`` writes step t: its recorded sequence at t, or its output buffer."""
+    return _s(T3, c[K.RECORD], like)[t] if c[K.RECORD] >= 0 else _m(T2, c[K.OUT], like)
+
+
+@njit(cache=True, error_model="numpy")
+def _fixed_point(t, c, edges, F2, F3, I2, I3, IX, like, ints):
+    """A node of the integer lane (``kind >= INTEGER_KINDS``), argument order of
+    :mod:`neurosim.hardware.loihi.compiled`."""
+    kind, s, i, e = c[K.KIND], c[K.STATE], c[K.INT], c[K.EXTRA]
+    if kind == K.LOIHI_CUBA:
+        x = _port(t, edges, c[K.PORT0], c[K.PORT0_END], c[K.SCRATCH0], I2, I3, ints)
+        loihi_cuba_kernel(x, _m(I2, s, ints), _m(I2, s + 1, ints), _m(I2, s + 2, ints), _output(t, c, F2, F3, like),
+                          _v(IX, i, ints), _v(IX, i + 1, ints), _v(IX, i + 2, ints), _v(IX, i + 3, ints),
+                          c[K.FLAG0])
+    else:                                                  # LOIHI_DENSE: spikes in, int64 sums out
+        x = _port(t, edges, c[K.PORT0], c[K.PORT0_END], c[K.SCRATCH0], F2, F3, like)
+        out = _output(t, c, I2, I3, ints)
+        weight, status, groups = _m(I2, e, ints), _v(IX, i + 4, ints), c[K.FLAG0]
+        if groups == 0:
+            loihi_events(x, weight, out, status)
+        else:                                              # latency + axonal delay per output
+            undelayed, grouped = _m(I2, e + 1, ints), _m(I2, e + 2, ints)
+            loihi_events(x, weight, undelayed, status)
+            group_elements(undelayed, _v(IX, i, ints), groups, grouped)
+            delay_line(grouped, _v(IX, i + 2, ints), _s(I3, c[K.SEQ], ints), _v(IX, i + 3, ints), out)
+
+
+@njit(cache=True, error_model="numpy")
+def run_program(steps, nodes, edges, monitors, F2, F3, P, IX, I2, I3, like, ints):
     """Run the program for ``steps`` steps (see the module docstring); everything in place."""
     count = nodes.shape[0]
     for t in range(steps):
         for q in range(count):
             c = nodes[q]
             kind = c[K.KIND]
-            x0 = _port(t, edges, c[K.PORT0], c[K.PORT0_END], c[K.SCRATCH0], F2, F3, like)
-            out = _s(F3, c[K.RECORD], like)[t] if c[K.RECORD] >= 0 else _m(F2, c[K.OUT], like)
-            if kind == K.IDENTITY:
-                _copy(x0, out)
-            elif kind >= K.DENSE:
-                _projection(c, x0, out, F2, F3, P, IX, like, ints)
+            if kind >= K.INTEGER_KINDS:
+                _fixed_point(t, c, edges, F2, F3, I2, I3, IX, like, ints)
             else:
-                x1 = x0
-                if c[K.PORT1_END] > c[K.PORT1]:
-                    x1 = _port(t, edges, c[K.PORT1], c[K.PORT1_END], c[K.SCRATCH1], F2, F3, like)
-                _neuron(c, x0, x1, out, F2, P, like)
+                x0 = _port(t, edges, c[K.PORT0], c[K.PORT0_END], c[K.SCRATCH0], F2, F3, like)
+                out = _output(t, c, F2, F3, like)
+                if kind == K.IDENTITY:
+                    _copy(x0, out)
+                elif kind >= K.DENSE:
+                    _projection(c, x0, out, F2, F3, P, IX, like, ints)
+                else:
+                    x1 = x0
+                    if c[K.PORT1_END] > c[K.PORT1]:
+                        x1 = _port(t, edges, c[K.PORT1], c[K.PORT1_END], c[K.SCRATCH1], F2, F3, like)
+                    _neuron(c, x0, x1, out, F2, P, like)
             for m in range(c[K.MONITOR], c[K.MONITOR_END]):
-                _copy(_m(F2, monitors[m, 0], like), _s(F3, monitors[m, 1], like)[t])
+                if monitors[m, 2] == K.LANE_INT:
+                    _copy(_m(I2, monitors[m, 0], ints), _s(I3, monitors[m, 1], ints)[t])
+                else:
+                    _copy(_m(F2, monitors[m, 0], like), _s(F3, monitors[m, 1], like)[t])
         for q in range(count):
             if nodes[q, K.LAST] >= 0 and nodes[q, K.RECORD] < 0:
-                _copy(_m(F2, nodes[q, K.OUT], like), _m(F2, nodes[q, K.LAST], like))
+                if nodes[q, K.OUT_LANE] == K.LANE_INT:
+                    _copy(_m(I2, nodes[q, K.OUT], ints), _m(I2, nodes[q, K.LAST], ints))
+                else:
+                    _copy(_m(F2, nodes[q, K.OUT], like), _m(F2, nodes[q, K.LAST], like))

@@ -14,7 +14,9 @@ block requiring grad), it holds a time loop (a recurrent block, or a stateful no
 population, a delayed projection), it is on the CPU, numba imports, and every node lowers
 (:mod:`neurosim.compiled.lowering`). A stateless node outside a loop (a Dense, a Conv2d, a
 Flatten between layers) has no time loop: the torch path already runs it as one call over all T
-(one matmul or one event gather), so it stays there in every mode. The compiled machine does
+(one matmul or one event gather), so it stays there, except a ``Dense`` that takes the event
+path: that one runs on a compiled kernel that reads each weight row once
+(:mod:`neurosim.compiled.sequence`). The compiled machine does
 not record autograd history; its outputs are plain tensors.
 
 ``Simulator.placement`` holds, after each run, ``node -> (where, why)`` with ``where`` in
@@ -74,8 +76,6 @@ def _reason_not_compiled(run, names, loop, backend) -> Optional[str]:
         return "backend='torch'"
     if backend == "auto" and run.steps < AUTO_MIN_STEPS:
         return f"auto: a run of fewer than {AUTO_MIN_STEPS} steps is faster on the torch path"
-    if not loop and run.nodes[names[0]].stateless:
-        return "stateless, outside a loop: one call over all steps"
     ok, why = compiled_available()
     if not ok:
         return why
@@ -87,8 +87,10 @@ def run_block_compiled(run, names: List[str], loop: bool, keep: Set[str], backen
     when it can (see the module docstring) and record the placement of its nodes in
     ``run.placement``. Returns False, having done nothing, when the block must run on the torch
     path."""
-    from .program import build_block
+    from .program import NotExact, build_block
     reason = _reason_not_compiled(run, names, loop, backend)
+    if not loop and run.nodes[names[0]].stateless:
+        return _run_stateless(run, names[0], reason)
     outside = {}
     if reason is None:
         inside = set(names)
@@ -114,7 +116,12 @@ def run_block_compiled(run, names: List[str], loop: bool, keep: Set[str], backen
         for n in names:
             run.placement[n] = ("torch", reason)
         return False
-    seqs, last, states, recorded = block.run()
+    try:
+        seqs, last, states, recorded = block.run()
+    except NotExact as error:      # the block's own states are untouched: run it on torch instead
+        for n in names:
+            run.placement[n] = ("torch", f"rerun on torch: {error}")
+        return False
     run.seqs.update(seqs)
     run.last.update(last)
     run.states.update(states)
@@ -130,15 +137,53 @@ def run_block_compiled(run, names: List[str], loop: bool, keep: Set[str], backen
     return True
 
 
+def _run_stateless(run, name: str, reason: Optional[str]) -> bool:
+    """A stateless node outside a loop: on the compiled sequence kernel when it applies
+    (:mod:`neurosim.compiled.sequence`), else left to the torch path's one call (False)."""
+    from .sequence import STATELESS, event_path_active, run_sequence_compiled, why_not_sequence_compiled
+    node = run.nodes[name]
+    if reason is None:
+        if len(run.plan.ports[name]) != 1 or any(m.needs_state for m in run.watched.get(name, ())):
+            reason = STATELESS
+        else:
+            x = run.port_inputs(name, run.sequence)
+            reason = why_not_sequence_compiled(node, x)
+            active = event_path_active(node, x) if reason is None else None
+            reason = STATELESS if reason is None and active is None else reason
+    if reason is not None:
+        run.placement[name] = ("torch", reason)
+        return False
+    check_cache()
+    out = run_sequence_compiled(node, x, active)
+    run.placement[name] = ("compiled", "")
+    for m in run.watched.get(name, ()):
+        for t in range(run.steps):
+            m.record(t, {"output": out[t]})
+    run.seqs[name] = out
+    if run.count_ops:
+        run.add_ops(name, node.count_ops(x, out))
+    return True
+
+
 def _dtype_and_batch(run, names, outside):
+    """The block's float dtype (of its first floating state, else of its first floating input,
+    else torch's default: the spikes of a fixed-point block) and its batch size."""
+    dtype = batch = None
     for n in names:
         state = run.states.get(n)
         for value in (state or ()):
-            if isinstance(value, torch.Tensor) and value.is_floating_point():
-                return value.dtype, int(value.shape[getattr(type(state), "batch_axis", 0)])
+            if isinstance(value, torch.Tensor):
+                if batch is None:
+                    batch = int(value.shape[getattr(type(state), "batch_axis", 0)])
+                if dtype is None and value.is_floating_point():
+                    dtype = value.dtype
     for seq in outside.values():
-        return seq.dtype, int(seq.shape[1])
-    raise NotLowerable("no state and no input to take the dtype and batch from")
+        batch = int(seq.shape[1]) if batch is None else batch
+        if dtype is None and seq.is_floating_point():
+            dtype = seq.dtype
+    if batch is None:
+        raise NotLowerable("no state and no input to take the dtype and batch from")
+    return dtype or torch.get_default_dtype(), batch
 
 
 def report_placement(placement: Dict[str, Tuple[str, str]], backend: str, order: List[str]) -> None:
@@ -148,7 +193,7 @@ def report_placement(placement: Dict[str, Tuple[str, str]], backend: str, order:
     if backend == "torch":
         return
     torch_nodes = {n: why for n, (where, why) in placement.items() if where == "torch"}
-    expected = "stateless, outside a loop: one call over all steps"
+    from .sequence import STATELESS as expected
     unexpected = {n: why for n, why in torch_nodes.items() if why != expected and not why.startswith("auto:")}
     if not unexpected:
         return

@@ -26,7 +26,8 @@ from numba import njit
 #: inputs tested together for a non-zero before they are visited one by one
 BLOCK = 32
 
-__all__ = ["dense_events", "dense_events_grouped", "sparse_events", "delay_line", "add_bias", "group_elements"]
+__all__ = ["dense_events", "dense_events_grouped", "sparse_events", "delay_line", "add_bias", "group_elements",
+           "next_active"]
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -37,6 +38,24 @@ def _any_active(x_b, start, stop):
     for i in range(start, stop):
         count += x_b[i] != 0
     return count > 0
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def next_active(x_b, i, n):
+    """The first index ``>= i`` where ``x_b`` is non-zero, or ``n`` when there is none; a block of
+    :data:`BLOCK` inputs that starts at a multiple of BLOCK and holds no non-zero is skipped with
+    one vectorised test. Visit the non-zeros with
+    ``i = next_active(x_b, 0, n)`` / ``while i < n: ...; i = next_active(x_b, i + 1, n)``."""
+    while i < n:
+        if (i & (BLOCK - 1)) == 0:
+            stop = min(i + BLOCK, n)
+            if not _any_active(x_b, i, stop):
+                i = stop
+                continue
+        if x_b[i] != 0:
+            return i
+        i += 1
+    return n
 
 
 @njit(cache=True, error_model="numpy")

@@ -58,7 +58,7 @@ def test_auto_compiles_inference_and_keeps_training_on_torch():
     with torch.no_grad():
         out = sim.run(_x())
     assert sim.placement["pop"] == ("compiled", "") and sim.placement["rec"] == ("compiled", "")
-    assert sim.placement["fc"] == ("torch", "stateless, outside a loop: one call over all steps")
+    assert sim.placement["fc"] == ("compiled", "")         # an event-driven Dense outside the loop
     loss = sim.run(_x()).output.sum()        # grad mode on, weights require grad: trains on torch
     assert sim.placement["pop"][0] == "torch" and "autograd" in sim.placement["pop"][1]
     loss.backward()
@@ -114,3 +114,25 @@ def test_auto_keeps_short_runs_on_torch():
         long = sim.run(_x(AUTO_MIN_STEPS))
         assert sim.placement["pop"] == ("compiled", "")
     assert torch.equal(short.output, long.output[:AUTO_MIN_STEPS - 1])
+
+
+def test_the_cache_stamp_covers_every_module_compiled_into_the_machine():
+    """An edited kernel must flush the machine's cache: every module of the package that the
+    machine's code imports (directly or through a kernel module) is hashed by ``check_cache``."""
+    import ast
+    from pathlib import Path
+
+    from neurosim.compiled import cache
+
+    here = Path(cache.__file__).parent
+    pending, seen = ["machine", "sequence_kernels"], set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        tree = ast.parse((here / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                pending.extend([node.module] if node.module else [a.name for a in node.names])
+    assert seen <= set(cache.KERNEL_MODULES), sorted(seen - set(cache.KERNEL_MODULES))

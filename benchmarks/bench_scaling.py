@@ -19,7 +19,7 @@ Libraries (each (library, N, p) point in a fresh subprocess, libraries interleav
 their order reversed from point to point; ``--threads`` 1 by default, as Brian2's one thread):
 
 * ``neurosim``: ``Simulator`` with the default backend ("auto"): under ``torch.no_grad()`` the LIF
-  runs on the compiled (numba) time loop, the Dense before it on torch's event gather (one call
+  runs on the compiled (numba) time loop, the Dense before it on the compiled event gather (one call
   over all T); ``neurosim_torch``: ``backend="torch"``;
 * ``spikingjelly`` (the fastest peer of workload 2), ``snntorch``, ``norse``: the set-ups of
   :mod:`benchmarks.bench_training` (a dense ``Linear`` on all T, then the neuron over T);
@@ -125,9 +125,13 @@ def events_of(x: torch.Tensor, n_out: int) -> int:
 
 
 # ---------------------------------------------------------------------------- torch-based cases
-def dense_path(fc, x: torch.Tensor) -> str:
+def dense_path(fc, x: torch.Tensor, where: str = "torch") -> str:
     """``"event"`` when neurosim's Dense ``fc`` propagates ``x [T, batch, N]`` (all T in one call)
-    by its event gather under no_grad, ``"dense"`` when its cost model picks the matmul."""
+    by an event gather under no_grad, ``"dense"`` when it takes the matmul. ``where`` is the
+    Dense's placement: ``"compiled"`` is the compiled event gather
+    (``neurosim.compiled.sequence``); on torch, its cost model decides."""
+    if where == "compiled":
+        return "event"
     return "event" if fc.use_event_path(x.reshape(-1, x.shape[-1])) else "dense"
 
 
@@ -174,7 +178,7 @@ def _torch_case(make):
             graph = getattr(module, "graph", None)
             if graph is not None:                 # neurosim: did its Dense take the event path?
                 with torch.no_grad():
-                    d["dense_path"] = dense_path(graph.nodes["fc"], x)
+                    d["dense_path"] = dense_path(graph.nodes["fc"], x, d.get("placement", {}).get("fc", "torch"))
             return d
         return Prepared(run=run, info=info, timed=timed)
     return build

@@ -86,3 +86,27 @@ def test_dense_matmul_training_and_delays_stay_on_torch():
     assert sim.placement["fc"][0] == "torch" and out.requires_grad
     ref, got, sim = _both(_graph(64, 32, torch.float32), x.double().float())
     assert sim.placement["fc"][0] == "compiled"
+
+
+def test_where_torch_would_take_the_matmul_the_compiled_gather_still_runs_below_its_density():
+    """A 2048 x 2048 Dense over 1000 rows at 14 % density: torch's cost model (fitted for its own,
+    slower event path) picks the dense matmul there; the compiled gather is faster up to
+    COMPILED_EVENT_DENSITY and runs. Its sums are the event path's: equal to the matmul to
+    rounding, and bit for bit torch's with ``event_driven=True``."""
+    from neurosim.compiled.sequence import COMPILED_EVENT_DENSITY
+    graph = _graph(2048, 2048, torch.float32, event_driven="auto")
+    fc = graph.nodes["fc"]
+    x = _spikes(1000, 1, 2048, 0.14, torch.float32)
+    assert 0.14 < COMPILED_EVENT_DENSITY and not fc.use_event_path(x.reshape(-1, 2048))   # torch: matmul
+    ref, got, sim = _both(graph, x)
+    assert sim.placement["fc"] == ("compiled", "")
+    torch.testing.assert_close(got.outputs["fc"], ref.outputs["fc"], rtol=1e-5, atol=1e-5)
+    fc.event_driven = True
+    with torch.no_grad():
+        events = ns.Simulator(graph, 1e-3, backend="torch").run(x)
+    assert torch.equal(events.outputs["fc"], got.outputs["fc"])
+    fc.event_driven = False                                  # forced dense: compiled stays on torch
+    with torch.no_grad():
+        sim = ns.Simulator(graph, 1e-3, backend="compiled")
+        dense = sim.run(x)
+    assert sim.placement["fc"][0] == "torch" and torch.equal(dense.outputs["fc"], ref.outputs["fc"])

@@ -373,3 +373,108 @@ def test_simulator_uses_the_kernel_only_when_unmonitored_and_results_agree():
     step = ns.Simulator(g, schedule="step").run(x)  # lif_step in the loop
     assert layer.output.sum() > 0
     assert torch.equal(layer.output, step.output)
+
+
+def _training_pass(x, params, surrogate):
+    """One fused forward and backward from rest; returns (spikes, dL/dx) with L = sum(s w) + sum(v_T)."""
+    state = state_from(torch.zeros_like(x[0]))
+    spikes, final = lif_sequence(x, state, params, 1e-3, surrogate)
+    w = torch.linspace(-1.0, 2.0, spikes.numel(), dtype=x.dtype).reshape(spikes.shape)
+    ((spikes * w).sum() + final.v.sum()).backward()
+    return spikes, x.grad
+
+
+def test_training_buffers_are_reused_only_when_nothing_refers_to_them():
+    """The saved h' (which the backward turns into dL/dx) and the spikes of a training forward come
+    from a per-thread workspace: reused by the next forward once nothing else holds them (no page
+    faults on a fresh buffer), never while a result that lives in them is still held."""
+    torch.manual_seed(3)
+    params = ns.LIFParams(tau_mem=6e-3, v_threshold=0.5, reset="zero")
+    sg = ns.Population("lif", 10, params).surrogate
+    xs = [(torch.randn(30, 2, 10, dtype=F64) * 0.6 + 0.3).requires_grad_(True) for _ in range(3)]
+    expected = []
+    for x in xs:                                             # reference: each pass from fresh buffers
+        with mock.patch.object(lif_fused, "WORKSPACE_BUFFERS", 0), mock.patch.object(
+                lif_fused, "_workspace", lif_fused.threading.local()):
+            s, g = _training_pass(x.detach().clone().requires_grad_(True), params, sg)
+        expected.append((s.clone(), g.clone()))
+    x0, x1, x2 = xs
+    with mock.patch.object(lif_fused, "_workspace", lif_fused.threading.local()):
+        s0, g0 = _training_pass(x0, params, sg)               # held: s0 and x0.grad (written into h')
+        s1, g1 = _training_pass(x1, params, sg)
+        held = {t.untyped_storage().data_ptr() for t in (s0, g0)}
+        assert not held & {t.untyped_storage().data_ptr() for t in (s1, g1)}, "a held result's buffer was reused"
+        for (s, g), (s_ref, g_ref) in zip([(s0, g0), (s1, g1)], expected):
+            assert torch.equal(s, s_ref) and torch.equal(g, g_ref), "a later pass overwrote a held result"
+        pool = {t.data_ptr() for t in lif_fused._workspace.buffers}
+        freed = s0.data_ptr()
+        del s0, g0
+        x0.grad = None
+        s2, g2 = _training_pass(x2, params, sg)
+        assert {t.data_ptr() for t in lif_fused._workspace.buffers} == pool, "free buffers were not reused"
+        assert s2.data_ptr() == freed
+        assert torch.equal(s2, expected[2][0]) and torch.equal(g2, expected[2][1])
+        assert torch.equal(s1, expected[1][0]) and torch.equal(g1, expected[1][1])
+    assert expected[0][0].sum() > 5
+
+
+def test_a_view_of_a_training_buffer_keeps_it_from_reuse():
+    torch.manual_seed(4)
+    params = ns.LIFParams(tau_mem=6e-3, v_threshold=0.5)
+    sg = ns.Population("lif", 10, params).surrogate
+    with mock.patch.object(lif_fused, "_workspace", lif_fused.threading.local()):
+        x = (torch.randn(20, 2, 10) + 0.5).requires_grad_(True)
+        s, _ = _training_pass(x, params, sg)
+        last = s[-1]                                          # a view only
+        kept = last.clone()
+        del s
+        x.grad = None
+        s_next, _ = _training_pass((torch.randn(20, 2, 10) + 0.5).requires_grad_(True), params, sg)
+        assert torch.equal(last, kept)
+        assert s_next.untyped_storage().data_ptr() != last.untyped_storage().data_ptr()
+
+
+def test_two_forwards_before_their_backwards_and_a_held_storage_keep_their_buffers():
+    """A graph not yet run backward holds its h' (C++ references only) and a storage object holds
+    its memory: neither buffer may be handed to a later forward."""
+    torch.manual_seed(5)
+    params = ns.LIFParams(tau_mem=6e-3, v_threshold=0.5, reset="subtract")
+    sg = ns.Population("lif", 10, params).surrogate
+    xs = [(torch.randn(20, 2, 10, dtype=F64) + 0.4) for _ in range(3)]
+    with mock.patch.object(lif_fused, "WORKSPACE_BUFFERS", 0):
+        expected = [torch.autograd.grad(lif_sequence(x.requires_grad_(True), state_from(torch.zeros_like(x[0])),
+                                                     params, 1e-3, sg)[0].sum(), x)[0] for x in xs]
+    with mock.patch.object(lif_fused, "_workspace", lif_fused.threading.local()):
+        for x in xs:
+            x.grad = None
+        losses = [lif_sequence(x, state_from(torch.zeros_like(x[0])), params, 1e-3, sg)[0].sum() for x in xs[:2]]
+        first = torch.autograd.grad(losses[0], xs[0])[0]
+        second = torch.autograd.grad(losses[1], xs[1])[0]
+        s_held = lif_sequence(xs[2].detach(), state_from(torch.zeros_like(xs[2][0])), params, 1e-3, sg)[0]
+        spikes = lif_sequence(xs[2], state_from(torch.zeros_like(xs[2][0])), params, 1e-3, sg)[0]
+        storage, kept = spikes.untyped_storage(), spikes.clone()
+        del spikes
+        lif_sequence(xs[0], state_from(torch.zeros_like(xs[0][0])), params, 1e-3, sg)[0].sum().backward()
+        assert torch.equal(torch.tensor([], dtype=F64).set_(storage).view_as(kept), kept)
+    assert torch.equal(first, expected[0]) and torch.equal(second, expected[1])
+    assert first.abs().max() > 0 and s_held.sum() > 0
+
+
+def test_the_workspace_holds_at_most_its_byte_budget_and_can_be_released():
+    """Buffers larger than half of WORKSPACE_BYTES are never pooled, the pool never holds more
+    than WORKSPACE_BYTES, and release_workspace empties it."""
+    params = ns.LIFParams(tau_mem=6e-3, v_threshold=0.5, reset="zero")
+    sg = ns.Population("lif", 10, params).surrogate
+    x = (torch.randn(30, 2, 10, dtype=F64) * 0.6 + 0.3).requires_grad_(True)
+    size = x.numel() * x.element_size()
+    with mock.patch.object(lif_fused, "_workspace", lif_fused.threading.local()):
+        with mock.patch.object(lif_fused, "WORKSPACE_BYTES", 2 * size - 1):
+            _training_pass(x, params, sg)
+            assert lif_fused._workspace.buffers == []                      # too large to keep
+        with mock.patch.object(lif_fused, "WORKSPACE_BYTES", 3 * size):
+            for _ in range(3):
+                _training_pass(x.detach().clone().requires_grad_(True), params, sg)
+            kept = lif_fused._workspace.buffers
+            assert 0 < len(kept) and sum(b.numel() * b.element_size() for b in kept) <= 3 * size
+        lif_fused.release_workspace()
+        assert lif_fused._workspace.buffers == []

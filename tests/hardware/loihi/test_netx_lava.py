@@ -157,6 +157,15 @@ def test_every_layer_spikes_and_voltages_equal_lavas(lava_runs, case):
     assert total > 0, f"{case}: no layer spiked; the comparison would be empty"
 
 
+@pytest.mark.parametrize("case", list(BUILT) + [f"slayer_{n}" for n in SLAYER_FILES])
+def test_the_comparison_ran_the_compiled_loop(lava_runs, case):
+    """The runs compared with Lava above are neurosim's default backend: every population (a
+    loihi_cuba block) ran on the compiled loop, so Lava checks the compiled integer kernels."""
+    _, _, layers, sim, _ = lava_runs[case]
+    for name in layers.values():
+        assert sim.placement[name] == ("compiled", ""), (case, name, sim.placement[name])
+
+
 def test_edge_case_network_reaches_its_edges(lava_runs):
     """The edge-value network does what it is there to test: layer a's current wraps around at
     2^23 (u never decays), layer c's spikes arrive through the 61- and 62-step delays."""

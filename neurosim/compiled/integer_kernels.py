@@ -86,11 +86,11 @@ def loihi_events(x, weight_t, z, status):
         i = next_active(x_b, 0, n_in)
         while i < n_in:
             value, row = x_b[i], weight_t[i]
-            whole = int(value)
             if value == 1:
                 for j in range(n_out):
                     z_b[j] += row[j]
             else:
+                whole = int(value)
                 if whole != value or abs(value) > 2.0 ** 31:
                     status[0] += 1
                 for j in range(n_out):

@@ -120,19 +120,15 @@ class _Layout:
                 _table(self.i3), like, np.zeros(0, dtype=np.int64))
 
 
-class _LaterCast:
-    """A recorded integer variable, converted to its state field's dtype (int32) after the run."""
-
-    def __init__(self, tensor: torch.Tensor, dtype: torch.dtype):
-        self.tensor, self.dtype = tensor, dtype
-
-
 class CompiledBlock:
     """One block ready to run: call :meth:`run` once (see the module docstring)."""
 
-    def __init__(self, names, lowered, tables, layout, outputs, lasts, records, monitored, shapes, steps, batch):
+    def __init__(self, names, lowered, tables, layout, outputs, lasts, records, monitored, monitor_dtypes, shapes,
+                 steps, batch):
         self.names, self.lowered, self.tables, self.layout = names, lowered, tables, layout
         self.outputs, self.lasts, self.records, self.monitored = outputs, lasts, records, monitored
+        #: (node, state variable) -> the field's dtype (an integer state is recorded as int64)
+        self.monitor_dtypes = monitor_dtypes
         self.shapes, self.steps, self.batch = shapes, steps, batch
 
     def run(self):
@@ -150,8 +146,7 @@ class CompiledBlock:
         seqs = {n: r.reshape(self.steps, b, *self.shapes[n]) for n, r in self.records.items()}
         last = {n: out.reshape(b, *self.shapes[n]) for n, out in self.outputs.items() if n not in seqs}
         states = {n: low.finish() for n, low in zip(self.names, self.lowered)}
-        monitored = {key: (t.tensor.to(t.dtype) if isinstance(t, _LaterCast) else t)
-                     for key, t in self.monitored.items()}
+        monitored = {key: t.to(self.monitor_dtypes.get(key, t.dtype)) for key, t in self.monitored.items()}
         return seqs, last, states, monitored
 
 
@@ -268,7 +263,5 @@ def build_block(names: Sequence[str], nodes: Dict, ports: Dict[str, List[List[Ed
     monitored_out = {key: t.reshape(steps, batch, *(shapes[key[0]] if key[1] == "output"
                                                     else state_shapes[key[0]][key[1]]))
                      for key, t in recorded.items()}
-    for key, want in wanted.items():
-        monitored_out[key] = _LaterCast(monitored_out[key], want)
     return CompiledBlock(list(names), lowered, (table, edges, monitors), lay, outputs, last_index, records,
-                         monitored_out, shapes, steps, batch)
+                         monitored_out, wanted, shapes, steps, batch)

@@ -69,16 +69,12 @@ def dense_events(x, weight_t, z):
         for j in range(n_out):
             z_b[j] = 0
         x_b = x[b]
-        for start in range(0, n_in, BLOCK):
-            stop = min(start + BLOCK, n_in)
-            if not _any_active(x_b, start, stop):
-                continue
-            for i in range(start, stop):
-                value = x_b[i]
-                if value != 0:
-                    row = weight_t[i]
-                    for j in range(n_out):
-                        z_b[j] += row[j] * value
+        i = next_active(x_b, 0, n_in)
+        while i < n_in:
+            value, row = x_b[i], weight_t[i]
+            for j in range(n_out):
+                z_b[j] += row[j] * value
+            i = next_active(x_b, i + 1, n_in)
 
 
 @njit(cache=True, error_model="numpy")
@@ -93,17 +89,12 @@ def dense_events_grouped(x, weight_t, column, z):
         for j in range(width):
             z_b[j] = 0
         x_b = x[b]
-        for start in range(0, n_in, BLOCK):
-            stop = min(start + BLOCK, n_in)
-            if not _any_active(x_b, start, stop):
-                continue
-            for i in range(start, stop):
-                value = x_b[i]
-                if value != 0:
-                    base = i * n_out
-                    row = weight_t[i]
-                    for j in range(n_out):
-                        z_b[column[base + j]] += row[j] * value
+        i = next_active(x_b, 0, n_in)
+        while i < n_in:
+            value, row, base = x_b[i], weight_t[i], i * n_out
+            for j in range(n_out):
+                z_b[column[base + j]] += row[j] * value
+            i = next_active(x_b, i + 1, n_in)
 
 
 @njit(cache=True, error_model="numpy")
@@ -117,15 +108,12 @@ def sparse_events(x, row_ptr, rows, weight, z):
         for j in range(width):
             z_b[j] = 0
         x_b = x[b]
-        for start in range(0, n_in, BLOCK):
-            stop = min(start + BLOCK, n_in)
-            if not _any_active(x_b, start, stop):
-                continue
-            for i in range(start, stop):
-                value = x_b[i]
-                if value != 0:
-                    for k in range(row_ptr[i], row_ptr[i + 1]):
-                        z_b[rows[k]] += weight[k] * value
+        i = next_active(x_b, 0, n_in)
+        while i < n_in:
+            value = x_b[i]
+            for k in range(row_ptr[i], row_ptr[i + 1]):
+                z_b[rows[k]] += weight[k] * value
+            i = next_active(x_b, i + 1, n_in)
 
 
 @njit(cache=True, error_model="numpy")

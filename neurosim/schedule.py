@@ -25,6 +25,8 @@ O(T^2)).
 """
 from __future__ import annotations
 
+import contextlib
+
 from typing import Any, Callable, Dict, List, Set
 
 import torch
@@ -59,13 +61,16 @@ class Run:
         compiled machine where the backend allows it (:mod:`neurosim.compiled.placement`), else
         on the torch path."""
         from .compiled.placement import run_block_compiled
+        from .compiled.training import compiled_kernels
         outputs = set(self.plan.outputs)
-        for (names, loop), read_outside in zip(self.plan.blocks, self.plan.read_outside):
-            keep = set(names) if self.count_ops else (read_outside | outputs) & set(names)
-            if run_block_compiled(self, names, loop, keep, self.backend):
-                continue
-            if loop or not self._run_whole(names[0]):
-                self._run_stepped(names, keep)
+        # backend="torch": the fused LIF kernel in torch ops too (elsewhere the caller's choice holds)
+        with compiled_kernels(False) if self.backend == "torch" else contextlib.nullcontext():
+            for (names, loop), read_outside in zip(self.plan.blocks, self.plan.read_outside):
+                keep = set(names) if self.count_ops else (read_outside | outputs) & set(names)
+                if run_block_compiled(self, names, loop, keep, self.backend):
+                    continue
+                if loop or not self._run_whole(names[0]):
+                    self._run_stepped(names, keep)
 
     def add_ops(self, name: str, counts) -> None:
         """Add one call's operation counts of node ``name`` to :attr:`ops`."""

@@ -32,7 +32,8 @@ the torch path above (autograd, any node); ``"compiled"`` runs each block that h
 (a recurrent block, a population, a delayed projection) as one compiled numba loop over all T
 (:mod:`neurosim.compiled`), and falls back to the torch path block by block, with one warning
 naming the nodes and why; ``"auto"`` (default) does what ``"compiled"`` does for runs that need
-no gradient and uses the torch path for training. The compiled loop does the torch path's
+no gradient and uses the torch path for training, where the fused LIF kernel runs its forward and
+backward compiled (:mod:`neurosim.compiled.training`; ``"torch"`` keeps those in torch ops too). The compiled loop does the torch path's
 operations in the same order and dtype: the same spikes and states bit for bit (tested per
 model), except where a graded (non-spike) value passes a float32 Dense, which torch may sum with
 a fused multiply-add (equal to rounding). ``Simulator.placement`` says, after each run, where

@@ -7,7 +7,9 @@ program (:mod:`.program`) that one compiled function runs for all T steps (:mod:
 from the per-model kernels (:mod:`.neuron_kernels`), the event-driven propagation and delay
 lines (:mod:`.synapse_kernels`) and the fixed-point kernels (:mod:`.integer_kernels`, lowered by
 ``neurosim.hardware.loihi.compiled``). A ``Dense`` outside any loop runs on a whole-sequence
-kernel instead (:mod:`.sequence`, :mod:`.sequence_kernels`). numba caches the compiled machine
+kernel instead (:mod:`.sequence`, :mod:`.sequence_kernels`). In training, the fused LIF kernel of
+``neurosim.neurons.lif_fused`` runs its forward and backward compiled (:mod:`.training`,
+:mod:`.training_kernels`); blocks run in Python threads (:mod:`.threads`). numba caches the compiled machine
 on disk (next to these files, or in ``NUMBA_CACHE_DIR``), so only the first run after an install
 compiles it.
 """

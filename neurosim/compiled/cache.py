@@ -20,9 +20,10 @@ from ..atomic import atomic_path
 
 __all__ = ["KERNEL_MODULES", "sources_hash", "check_cache"]
 
-#: the modules whose code ends up inside the compiled machine
+#: the modules whose code ends up inside the compiled machine and the kernels outside it (the
+#: whole-sequence gather, the fused LIF training kernel), which inline functions of the others
 KERNEL_MODULES = ("kinds", "neuron_kernels", "neuron_kernels_more", "synapse_kernels", "integer_kernels", "machine",
-                  "sequence_kernels")
+                  "sequence_kernels", "training_kernels", "threads")
 _CHECKED = False
 
 

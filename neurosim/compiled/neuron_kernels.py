@@ -38,7 +38,7 @@ from numba.np.numpy_support import as_dtype
 
 from .kinds import RESET_DELAYED, RESET_SUBTRACT, RESET_VALUE, RESET_ZERO
 
-__all__ = ["fire", "lif_kernel", "if_kernel", "li_kernel", "integrator_kernel", "cuba_lif_kernel",
+__all__ = ["fire", "fire_held", "lif_kernel", "if_kernel", "li_kernel", "integrator_kernel", "cuba_lif_kernel",
            "cuba_li_kernel", "alif_kernel", "coba_lif_kernel", "one_like"]
 
 
@@ -90,7 +90,7 @@ def input_coefficients(same_step, one):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def fire(h, v_previous, refractory, threshold, jump, v_reset, coefficients, refractory_steps, refractory_on):
+def fire_held(h, v_previous, refractory, threshold, jump, v_reset, coefficients, refractory_steps, refractory_on):
     """Threshold, reset and refractory count of one neuron, as ``lif.integrate_and_fire``::
 
         subtract_delayed: h <- h - H(v_previous - threshold) jump        (jump = v_th - v_reset)
@@ -100,7 +100,8 @@ def fire(h, v_previous, refractory, threshold, jump, v_reset, coefficients, refr
     ``coefficients``: :func:`reset_coefficients` of the reset mode. Written with selects and
     arithmetic only (no data-dependent branch), so that the loops calling it vectorise; every
     value is the one the torch step computes. ``refractory_on`` (``refractory_steps > 0``) is a
-    compile-time constant at each call site. Returns ``(spiked, h, refractory)``."""
+    compile-time constant at each call site. Returns ``(spiked, h after the reset, refractory,
+    h before the reset)``; the last is the h' that training keeps (:mod:`.training_kernels`)."""
     keep, minus_jump, to_value, delayed = coefficients
     zero = keep - keep
     h = h - jump * (delayed if v_previous > threshold else zero)
@@ -114,7 +115,15 @@ def fire(h, v_previous, refractory, threshold, jump, v_reset, coefficients, refr
     else:
         spiked = h - threshold > 0
     after = (h * keep - jump * minus_jump) + v_reset * to_value
-    return spiked, (after if spiked else h), refractory
+    return spiked, (after if spiked else h), refractory, h
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def fire(h, v_previous, refractory, threshold, jump, v_reset, coefficients, refractory_steps, refractory_on):
+    """:func:`fire_held` without the h before the reset: ``(spiked, h, refractory)``."""
+    spiked, after, refractory, _ = fire_held(h, v_previous, refractory, threshold, jump, v_reset, coefficients,
+                                             refractory_steps, refractory_on)
+    return spiked, after, refractory
 
 
 # ---------------------------------------------------------------- LIF

@@ -24,19 +24,16 @@ Workload 2's gather (``[1000, 4096]`` at 1 %, 4096 outputs): 42 ms for the torch
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from typing import Optional
-
 import numpy as np
 from numba import njit
 
 from .synapse_kernels import next_active
+from .threads import run_blocks
 
 __all__ = ["inputs_by_input", "scatter_rows", "tile_columns", "event_sequence"]
 
 #: bytes of output (rows x tile columns) kept in cache while the weight rows stream past
 TILE_BYTES = 4 << 20
-_POOL: Optional[ThreadPoolExecutor] = None
 
 
 def tile_columns(rows: int, n_out: int, element_bytes: int, threads: int = 1) -> int:
@@ -107,13 +104,6 @@ def scatter_rows(starts, times, values, weight_t, z, tile, first_tile, stop_tile
                         z_tile[j] += w_tile[j] * value
 
 
-def _pool(threads: int) -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None or _POOL._max_workers < threads:
-        _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="neurosim-gather")
-    return _POOL
-
-
 def event_sequence(x: np.ndarray, weight_t: np.ndarray, active: int, threads: int = 1) -> np.ndarray:
     """``x @ weight_t`` over the ``active`` non-zero inputs, for ``x [R, in]`` and ``weight_t
     [in, out]`` (C-contiguous, the same float dtype); returns a new ``[R, out]`` array. With
@@ -133,8 +123,6 @@ def event_sequence(x: np.ndarray, weight_t: np.ndarray, active: int, threads: in
         scatter_rows(starts, times, values, weight_t, z, tile, 0, tiles)
         return z
     bounds = [tiles * w // workers for w in range(workers + 1)]
-    jobs = [_pool(workers).submit(scatter_rows, starts, times, values, weight_t, z, tile, bounds[w], bounds[w + 1])
-            for w in range(workers)]
-    for job in jobs:
-        job.result()
+    run_blocks(scatter_rows, [(bounds[w], bounds[w + 1]) for w in range(workers)], starts, times, values, weight_t, z,
+               tile)
     return z

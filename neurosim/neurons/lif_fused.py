@@ -141,7 +141,8 @@ def _workspace_like(x: torch.Tensor) -> torch.Tensor:
     """``torch.empty_like(x)`` for the two ``[T, ...]`` tensors of the training forward (the saved
     h', which the backward turns into dL/dx, and the spikes): on the CPU taken from a per-thread
     list of earlier such buffers that nothing else refers to any more (see :func:`_unreferenced`),
-    else allocated and added to the list (at most :data:`WORKSPACE_BUFFERS`).
+    else allocated and added to the list (at most :data:`WORKSPACE_BUFFERS`). The caller gets a
+    new tensor object on the buffer's storage, never the list's own object.
 
     Without reuse every training iteration allocates both afresh, and glibc hands blocks of this
     size back to the system between iterations, so that their first touch costs a page fault
@@ -158,7 +159,7 @@ def _workspace_like(x: torch.Tensor) -> torch.Tensor:
         pool = _workspace.buffers = []
     for k in range(len(pool)):
         if _unreferenced(pool, k) and pool[k].shape == x.shape and pool[k].dtype == x.dtype:
-            return pool[k]
+            return pool[k].detach()
     buf = torch.empty(x.shape, dtype=x.dtype)
     size = buf.numel() * buf.element_size()
     if size > WORKSPACE_BYTES // 2:
@@ -166,7 +167,10 @@ def _workspace_like(x: torch.Tensor) -> torch.Tensor:
     pool.append(buf)
     while len(pool) > WORKSPACE_BUFFERS or sum(b.numel() * b.element_size() for b in pool) > WORKSPACE_BYTES:
         del pool[0]                                  # dropped from the list only: whoever holds it keeps it
-    return buf
+    # a new tensor on the same storage: autograd attaches the spikes' graph node to the object the
+    # forward returns, which must not be the list's (it would keep the node alive and hand a tensor
+    # that requires grad to the next forward, whose backward writes dL/dx into it)
+    return buf.detach()
 
 
 #: torch's count of references to a storage (private; without it nothing is reused)
@@ -211,7 +215,18 @@ def _input_terms(out, x, i0, t0, t1, same, one_minus_a, r):
 def lif_forward(x, v0, i0, ref0, a, th, leak, v_reset, r, p, keep: bool):
     """The forward loop. Returns (h' [T, ...] or None, s [T, ...], free [T, ...] bool or None, v_T,
     ref_T). ``keep`` (training) keeps h' and the free masks for the backward; without it h' lives in
-    a buffer of one chunk of steps (inference: no [T, ...] temporary)."""
+    a buffer of one chunk of steps (inference: no [T, ...] temporary). On the CPU in float32/float64
+    this is one compiled pass (:func:`neurosim.compiled.training.forward_compiled`, the same values
+    bit for bit), elsewhere :func:`_torch_forward`."""
+    from ..compiled.training import forward_compiled
+    compiled = forward_compiled(x, v0, i0, ref0, a, th, leak, v_reset, r, p, keep)
+    if compiled is not None:
+        return compiled
+    return _torch_forward(x, v0, i0, ref0, a, th, leak, v_reset, r, p, keep)
+
+
+def _torch_forward(x, v0, i0, ref0, a, th, leak, v_reset, r, p, keep: bool):
+    """:func:`lif_forward` in torch ops, a few per step."""
     T, same, refr, reset = x.shape[0], p.input_same_step, int(p.refractory_steps), p.reset
     one_minus_a = 1.0 - a
     S = _workspace_like(x) if keep else torch.empty_like(x)
@@ -278,6 +293,8 @@ class LIFSequenceFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, p, dt, surrogate, x, v0, i0, ref0, tau, th, leak, v_reset, r):
         a = decay_factor(tau, dt, p.integration)
+        from ..compiled.training import kernels_enabled
+        ctx.compiled = kernels_enabled() and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
         H, S, free, v, ref = lif_forward(x, v0, i0, ref0, a, th, leak, v_reset, r, p, keep=True)
         ctx.p, ctx.dt, ctx.surrogate, ctx.a = p, dt, surrogate, a
         params = (tau, th, leak, v_reset, r)
@@ -340,6 +357,14 @@ def _fast_backward(ctx, grad_s, grad_v):
     elif not same and (need_x or need_i0):
         dest = torch.empty((T + 1,) + tuple(H.shape[1:]), dtype=dtype, device=H.device)
         dest[T] = 0.0
+    if ctx.compiled and not any((need_tau, need_th, need_leak, need_vr, need_r)):
+        from ..compiled.training import backward_compiled
+        if dest is None:                             # only dL/dv0 wanted: the kernel still writes dL/dI
+            dest = H if not _keeps_graph() else torch.empty_like(H)
+        grad_v0 = backward_compiled(H, F, grad_s, grad_v, th, a, in_scale, jump, v_reset, p, ctx.surrogate, dest)
+        grad_x = (dest if same else dest[1:]) if need_x else None
+        grad_i0 = dest[0] if need_i0 and not same else None
+        return grad_x, (grad_v0 if need_v0 else None), grad_i0, None, None, None, None, None, None
     sum_th = sum_vr = sum_g = sum_gi = sum_gv = None
     carry = grad_v                                   # dL/dv at the chunk's last step
     step = chunk_steps(H)

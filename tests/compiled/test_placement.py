@@ -125,7 +125,7 @@ def test_the_cache_stamp_covers_every_module_compiled_into_the_machine():
     from neurosim.compiled import cache
 
     here = Path(cache.__file__).parent
-    pending, seen = ["machine", "sequence_kernels"], set()
+    pending, seen = ["machine", "sequence_kernels", "training_kernels"], set()
     while pending:
         name = pending.pop()
         if name in seen:

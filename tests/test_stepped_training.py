@@ -1,6 +1,7 @@
 """Training through a stepped LIF loop gives the same spikes, states and gradients bit for bit as
-a plain reference loop written with the operations of the step, and keeps one tensor fewer per
-step for the backward than a ``SpikeFunction`` of ``v - v_threshold`` would.
+a plain reference loop written with the operations of the step, keeps one tensor fewer per
+step for the backward than a ``SpikeFunction`` of ``v - v_threshold`` would, and allocates in its
+forward only the ``[batch, n]`` tensors that the equations produce (counted with a dispatch mode).
 
 The reference (:func:`reference_recurrent`) is written out here from the equations of
 ``lif_step`` (forward Euler, reset to zero): ``I = W_in x[t] + W_rec s[t-1]``, ``v = v a + (1 - a) I``,
@@ -12,6 +13,8 @@ import functools
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 import neurosim as ns
 from neurosim.neurons.lif import lif_step
@@ -168,3 +171,58 @@ def test_spike_above_at_the_threshold_is_no_spike_as_for_the_distance(grad):
     v = torch.tensor([0.5, 0.5 + 2 ** -20, 0.5 - 2 ** -20, 1.0], requires_grad=grad)
     assert torch.equal(spike_above(v, 0.5, sg), spike(v - 0.5, sg))
     assert spike_above(v, 0.5, sg).tolist() == [0.0, 1.0, 0.0, 1.0]
+
+
+class _NewStateTensors(TorchDispatchMode):
+    """Counts the tensors of ``numel`` elements that aten ops return in storage none of their
+    arguments holds: new allocations of that size (in-place and ``out=`` results are not)."""
+
+    def __init__(self, numel):
+        super().__init__()
+        self.numel, self.ops = numel, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        held = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and t.numel() == self.numel and t.untyped_storage().data_ptr() not in held:
+                self.ops.append(func.__name__)
+        return out
+
+
+def new_state_tensors_per_step(run, steps=(10, 20)):
+    """``[batch, n]``-sized allocations per step of ``run(steps)`` (the difference of two lengths)."""
+    counts = []
+    for n in steps:
+        mode = _NewStateTensors(B * N)
+        with mode:
+            run(n)
+        counts.append(len(mode.ops))
+    return (counts[1] - counts[0]) / (steps[1] - steps[0])
+
+
+def test_a_training_lif_step_allocates_only_what_the_equations_keep():
+    """One step of the benchmark's LIF (Euler, reset to zero, a Population's spike function),
+    forward under autograd: four ``[batch, n]`` tensors, v a, (1 - a) I, s and the reset membrane.
+    The sum v a + (1 - a) I goes into v a and the spike is one comparison into a float tensor:
+    no v a + (1 - a) I copy, no v - v_th, no bool mask and no cast. Each temporary more costs
+    more than its size in a long stepped loop (glibc reuses a freed aligned block only once it
+    has merged with a neighbour, see ``neurosim.neurons.lif._add_into``)."""
+    pop = ns.Population("lif", N, ns.LIFParams(tau_mem=TAU, v_threshold=TH, integration="euler", reset="zero"),
+                        surrogate="fast_sigmoid")
+    x = torch.randn(B, N).requires_grad_(True)
+    state = pop.initial_state(B)
+    state = state._replace(v=torch.rand(B, N).requires_grad_(True))
+    mode = _NewStateTensors(B * N)
+    with mode:
+        s, new = pop.step(x, state, DT)
+    assert s.requires_grad and new.v.requires_grad
+    assert len(mode.ops) == 4, mode.ops
+
+
+def test_a_stepped_recurrent_training_step_allocates_six_state_sized_tensors():
+    """Per step of the recurrent graph (forward under autograd): the recurrent matmul, the sum of
+    the port's two inputs, and the LIF's four (see the test above)."""
+    x, _ = inputs()
+    sim = recurrent_sim()
+    assert new_state_tensors_per_step(lambda n: sim.run(x[:n].clone().requires_grad_(True))) == 6

@@ -27,6 +27,7 @@ __all__ = ["compiled_kernels", "kernels_enabled", "forward_compiled", "backward_
 
 _ENABLED = contextvars.ContextVar("neurosim_compiled_kernels", default=True)
 _DTYPES = (torch.float32, torch.float64)
+#: threads (blocks) per kernel call; 0: ``torch.get_num_threads()``
 KERNEL_THREADS = 0
 
 

@@ -38,6 +38,7 @@ from neurosim import (AvgPool2d, Conv1d, Conv2d, Delay, Dense, Flatten, Graph, P
                       Threshold)
 from neurosim.graph import strongly_connected_components
 from neurosim.neurons.base import RESETS
+from neurosim.validation import is_plain_number
 
 from .nir_conventions import CONVENTIONS, as_array, as_value, neuron_params, read_contract
 from .nir_files import NIRFileError, check_digest, read_graph_file
@@ -382,7 +383,7 @@ def from_nir(graph_or_path, convention: str = "neurosim", dt: Optional[float] = 
     neurosim cannot build. All before returning anything."""
     if convention not in CONVENTIONS:
         raise ValueError(f"from_nir: convention must be one of {sorted(CONVENTIONS)}, got {convention!r}")
-    if dt is not None and not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and dt > 0):
+    if dt is not None and not (is_plain_number(dt) and dt > 0):
         raise ValueError(f"from_nir: dt must be a positive number of seconds, got {dt!r}")
     if reset is not None and reset not in RESETS:
         raise ValueError(f"from_nir: reset must be one of {RESETS}, got {reset!r}")

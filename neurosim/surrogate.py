@@ -32,7 +32,7 @@ from typing import Dict, Type
 
 import torch
 
-from .validation import check_number
+from .validation import check_number, is_plain_number
 
 __all__ = [
     "Surrogate", "FastSigmoid", "ArcTan", "Sigmoid", "Triangle", "SlayerExponential",
@@ -182,7 +182,7 @@ def heaviside(x: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
     Checked on every float16 and bfloat16 value and next to the threshold in float32/float64
     (``tests/test_heaviside.py``). ``threshold``: a plain number; a tensor or a bool raises
     ``TypeError``. Shapes: any; output of ``x``'s shape."""
-    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+    if not is_plain_number(threshold):
         raise TypeError(f"heaviside: threshold must be a plain number, got {type(threshold).__name__}")
     return torch.gt(x, threshold, out=torch.empty_like(x))
 
@@ -228,7 +228,7 @@ def spike_above(v: torch.Tensor, threshold: float, surrogate: Surrogate) -> torc
     """``spike(v - threshold, surrogate)`` for a plain-number ``threshold``: the same spikes and
     gradients, one autograd node and one saved ``[batch, ...]`` tensor fewer per call (the
     backward keeps ``v``, see :class:`SpikeFunction`). Shapes: any; output of ``v``'s shape and dtype."""
-    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+    if not is_plain_number(threshold):
         raise TypeError(f"spike_above: threshold must be a plain number, got {type(threshold).__name__}")
     if not (torch.is_grad_enabled() and v.requires_grad):
         return heaviside(v, threshold)

@@ -37,12 +37,18 @@ import torch
 
 __all__ = ["check_int", "check_number", "check_choice", "check_positive", "check_finite",
            "as_float_tensor", "check_tensor", "check_sequence", "check_index_list", "check_index_range",
-           "check_time_first_inputs", "positive_int_argument"]
+           "check_time_first_inputs", "positive_int_argument", "is_plain_number"]
 
 
 def _is_real(value) -> bool:
     """A real scalar: int, float or a NumPy scalar of either kind; never a bool or a tensor."""
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def is_plain_number(value) -> bool:
+    """A Python int or float (a float subclass such as ``np.float64`` included); never a bool, a
+    tensor or another NumPy scalar: what torch takes as a Python scalar operand unchanged."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is_integer(value) -> bool:

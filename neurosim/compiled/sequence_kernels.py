@@ -118,10 +118,7 @@ def event_sequence(x: np.ndarray, weight_t: np.ndarray, active: int, threads: in
     z = np.empty((rows, n_out), dtype=weight_t.dtype)
     tile = tile_columns(rows, n_out, z.itemsize, threads)
     tiles = -(-n_out // tile)
-    workers = min(threads, tiles)
-    if workers <= 1:
-        scatter_rows(starts, times, values, weight_t, z, tile, 0, tiles)
-        return z
+    workers = max(1, min(threads, tiles))
     bounds = [tiles * w // workers for w in range(workers + 1)]
     run_blocks(scatter_rows, [(bounds[w], bounds[w + 1]) for w in range(workers)], starts, times, values, weight_t, z,
                tile)

@@ -41,7 +41,7 @@ from ..validation import check_choice, check_int, check_number, check_positive
 __all__ = ["NeuronModel", "register_neuron_model", "get_neuron_model", "available_neuron_models",
            "INTEGRATIONS", "RESETS", "decay_factor", "apply_reset", "delayed_reset", "check_positive",
            "check_choice", "check_time_step", "check_steps", "check_fields_positive", "default_spike_fn",
-           "as_tensor_param", "continuous_fields"]
+           "as_tensor_param", "continuous_fields", "scalar_operand"]
 
 INTEGRATIONS = ("exact", "euler")
 RESETS = ("zero", "subtract", "value", "subtract_delayed")
@@ -170,6 +170,26 @@ def check_time_step(tau, dt: float, where: str) -> None:
         warnings.warn(f"{where} = {float(_values(tau).min()):g} s is not larger than dt = {dt:g} s; "
                       "the dynamics are badly resolved (and forward Euler may be unstable)",
                       RuntimeWarning, stacklevel=3)
+
+
+_SCALARS: dict = {}
+
+
+def scalar_operand(value, like: torch.Tensor):
+    """A plain number as a cached 0-dim tensor of ``like``'s dtype, for float32/float64 tensors on
+    the CPU (else ``value`` unchanged). The product or comparison is the same bit for bit (a CPU
+    scalar operand is cast to the op's float32/float64 computation type either way, forward and
+    backward), at about 2.5 us less dispatch per operation here; other dtypes compute with the
+    unrounded number, so they keep it. Used where a step loop repeats an op with a float factor."""
+    if isinstance(value, torch.Tensor) or like.device.type != "cpu" or like.dtype not in (torch.float32, torch.float64):
+        return value
+    key = (value, like.dtype)
+    t = _SCALARS.get(key)
+    if t is None:
+        if len(_SCALARS) > 256:
+            _SCALARS.clear()
+        t = _SCALARS[key] = torch.tensor(value, dtype=like.dtype)
+    return t
 
 
 def decay_factor(tau, dt: float, integration: str):

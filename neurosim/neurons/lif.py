@@ -38,8 +38,9 @@ from typing import NamedTuple, Union
 import torch
 
 from .base import (NeuronModel, apply_reset, check_choice, delayed_reset, check_fields_positive, check_steps, decay_factor,
-                   default_spike_fn, INTEGRATIONS, RESETS, register_neuron_model)
+                   default_spike_fn, INTEGRATIONS, RESETS, register_neuron_model, scalar_operand)
 from ..surrogate import bound_surrogate, get_surrogate, spike_above
+from ..validation import is_plain_number
 from .lif_fused import covers, fused_lif
 
 Scalar = Union[float, torch.Tensor]
@@ -94,7 +95,7 @@ def leaky_integrate(v, current, tau_mem, v_leak, r, dt: float, integration: str)
     With ``v_leak = 0`` and ``r = 1`` given as Python numbers the terms that add 0 or multiply
     by 1 are left out (``v a + (1 - a) I``): the same values, three operations (and backward
     nodes) fewer per step; a float ``a`` then enters both products as a cached 0-dim tensor
-    (:func:`_scalar`, the same values, cheaper dispatch).
+    (:func:`~neurosim.neurons.base.scalar_operand`, the same values, cheaper dispatch).
 
     The final sum is written into the decayed term, a temporary of this function (see
     :func:`_add_into`): the same values, one ``[batch, *shape]`` tensor fewer per step. Neither
@@ -103,7 +104,7 @@ def leaky_integrate(v, current, tau_mem, v_leak, r, dt: float, integration: str)
     Shapes: v, current ``[batch, *shape]``; parameters floats or tensors broadcasting to them."""
     a = decay_factor(tau_mem, dt, integration)
     if _is_number(r, 1.0) and _is_number(v_leak, 0.0):     # v a + (1 - a) I: the rounding of v a + drive
-        return _add_into(v * _scalar(a, v), _scalar(1.0 - a, current) * current)
+        return _add_into(v * scalar_operand(a, v), scalar_operand(1.0 - a, current) * current)
     drive = (1.0 - a) * (current if _is_number(r, 1.0) else r * current)
     if _is_number(v_leak, 0.0):        # the same values (up to the sign of a zero), three ops fewer
         return _add_into(v * a, drive)
@@ -130,26 +131,6 @@ def _add_into(fresh: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     if isinstance(other, torch.Tensor) and other.shape == fresh.shape and other.dtype == fresh.dtype:
         return fresh.add_(other)
     return fresh + other
-
-
-_SCALARS: dict = {}
-
-
-def _scalar(value, like: torch.Tensor):
-    """A Python float as a cached 0-dim tensor of ``like``'s dtype, for float32/float64 tensors on
-    the CPU (else ``value`` unchanged). The product is the same bit for bit (a CPU scalar operand
-    is cast to the op's float32/float64 computation type either way, forward and backward), at
-    about 2.5 us less dispatch per operation here; other dtypes compute with the unrounded
-    number, so they keep it."""
-    if isinstance(value, torch.Tensor) or like.device.type != "cpu" or like.dtype not in (torch.float32, torch.float64):
-        return value
-    key = (value, like.dtype)
-    t = _SCALARS.get(key)
-    if t is None:
-        if len(_SCALARS) > 256:
-            _SCALARS.clear()
-        t = _SCALARS[key] = torch.tensor(value, dtype=like.dtype)
-    return t
 
 
 def _is_number(value, number: float) -> bool:
@@ -185,15 +166,11 @@ def _fire(v, v_threshold, spike_fn):
     with a bound surrogate (what a Population passes, or the default) and the threshold a plain
     number, through :func:`~neurosim.surrogate.spike_above` instead: the same spikes and
     gradients, without the ``v - v_threshold`` tensor that the backward would keep per step."""
-    if _is_plain(v_threshold):
+    if is_plain_number(v_threshold):
         surrogate = _DEFAULT_SURROGATE if spike_fn is default_spike_fn else bound_surrogate(spike_fn)
         if surrogate is not None:
             return spike_above(v, v_threshold, surrogate)
     return spike_fn(v - v_threshold)
-
-
-def _is_plain(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def lif_step(x: torch.Tensor, state: LIFState, p: LIFParams, dt: float,

@@ -48,7 +48,7 @@ import threading
 import torch
 
 from ..higher_order import higher_order_enabled
-from .base import apply_reset, decay_factor
+from .base import apply_reset, decay_factor, scalar_operand
 
 __all__ = ["fused_lif", "LIFSequenceFunction", "lif_forward", "covers", "chunk_steps", "PARAMETER_FIELDS",
            "release_workspace"]
@@ -97,7 +97,7 @@ def fused_lif(x_seq, state, p, dt: float, surrogate):
         out = LIFSequenceFunction.apply(p, dt, surrogate, x_seq, state.v, state.i, state.refractory, *params)
         return out[0], out[1], (out[2] if p.refractory_steps > 0 else state.refractory)
     a = decay_factor(p.tau_mem, dt, p.integration)
-    _, spikes, _, v, ref = lif_forward(x_seq, state.v, state.i, state.refractory, a, *params[1:], p, keep=False)
+    _, spikes, _, v, ref, _ = lif_forward(x_seq, state.v, state.i, state.refractory, a, *params[1:], p, keep=False)
     return spikes, v, ref
 
 
@@ -110,16 +110,6 @@ def _is(value, number) -> bool:
 #: enough to stay in a core's L2 cache and below the sizes that the C allocator hands back to the
 #: system after use (a fresh [T, ...] temporary costs a page fault per 4 KiB on every call)
 CHUNK_BYTES = 1 << 19
-
-
-def _operand(value, like: torch.Tensor):
-    """A plain number as a 0-dim tensor of ``like``'s dtype on the CPU in float32/float64, else
-    unchanged. The same product and comparison (a CPU scalar operand is cast to the op's
-    computation type, which is the tensor's own there), at half the dispatch cost of wrapping a
-    Python number on every call of the step loop."""
-    if isinstance(value, torch.Tensor) or like.device.type != "cpu" or like.dtype not in (torch.float32, torch.float64):
-        return value
-    return torch.tensor(value, dtype=like.dtype)
 
 
 #: at most this many [T, ...] buffers kept per thread for reuse (two per LIF layer in training, and
@@ -214,15 +204,15 @@ def _input_terms(out, x, i0, t0, t1, same, one_minus_a, r):
 
 def lif_forward(x, v0, i0, ref0, a, th, leak, v_reset, r, p, keep: bool):
     """The forward loop. Returns (h' [T, ...] or None, s [T, ...], free [T, ...] bool or None, v_T,
-    ref_T). ``keep`` (training) keeps h' and the free masks for the backward; without it h' lives in
+    ref_T, whether it ran compiled). ``keep`` (training) keeps h' and the free masks for the backward; without it h' lives in
     a buffer of one chunk of steps (inference: no [T, ...] temporary). On the CPU in float32/float64
     this is one compiled pass (:func:`neurosim.compiled.training.forward_compiled`, the same values
     bit for bit), elsewhere :func:`_torch_forward`."""
     from ..compiled.training import forward_compiled
     compiled = forward_compiled(x, v0, i0, ref0, a, th, leak, v_reset, r, p, keep)
     if compiled is not None:
-        return compiled
-    return _torch_forward(x, v0, i0, ref0, a, th, leak, v_reset, r, p, keep)
+        return compiled + (True,)
+    return _torch_forward(x, v0, i0, ref0, a, th, leak, v_reset, r, p, keep) + (False,)
 
 
 def _torch_forward(x, v0, i0, ref0, a, th, leak, v_reset, r, p, keep: bool):
@@ -240,7 +230,7 @@ def _torch_forward(x, v0, i0, ref0, a, th, leak, v_reset, r, p, keep: bool):
     delayed = reset == "subtract_delayed"
     jump = th - v_reset if delayed else None
     leak_zero = _is(leak, 0)
-    a_op, th_op = _operand(a, x), _operand(th, x)
+    a_op, th_op = scalar_operand(a, x), scalar_operand(th, x)
     v, ref, s_prev = v0, ref0, None
     for t0 in range(0, T, step):
         t1 = min(T, t0 + step)
@@ -293,9 +283,7 @@ class LIFSequenceFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, p, dt, surrogate, x, v0, i0, ref0, tau, th, leak, v_reset, r):
         a = decay_factor(tau, dt, p.integration)
-        from ..compiled.training import kernels_enabled
-        ctx.compiled = kernels_enabled() and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-        H, S, free, v, ref = lif_forward(x, v0, i0, ref0, a, th, leak, v_reset, r, p, keep=True)
+        H, S, free, v, ref, ctx.compiled = lif_forward(x, v0, i0, ref0, a, th, leak, v_reset, r, p, keep=True)
         ctx.p, ctx.dt, ctx.surrogate, ctx.a = p, dt, surrogate, a
         params = (tau, th, leak, v_reset, r)
         ctx.floats = tuple(None if isinstance(q, torch.Tensor) else q for q in params)

@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from ..node import Node
-from ..validation import check_index_list, check_index_range, check_int, check_number
+from ..validation import check_index_list, check_index_range, check_int, check_number, is_plain_number
 from .delay import DelayedProjection
 
 __all__ = ["Sparse", "sparse_linear"]
@@ -118,7 +118,7 @@ def sparse_linear(x: torch.Tensor, weight: torch.Tensor, structure: _Structure) 
 def _per_synapse(value, nnz: int, dense_at, name: str, where: str):
     """None, a scalar, a ``[nnz]`` tensor, or (``dense_at = (post, pre, shape)`` from a mask) a
     dense ``[out, in]`` tensor read at the synapses."""
-    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+    if value is None or is_plain_number(value):
         return value
     t = torch.as_tensor(value)
     if t.dim() == 0:
